@@ -1,0 +1,254 @@
+"""The `rag` command: one click group, one command per user verb. Errors become one-line messages here."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import textwrap
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from rag.config import Settings, load_settings
+from rag.errors import QuestionError, RagError, SettingsError
+from rag.types import Answer
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+class _Group(click.Group):
+    """Turns library errors into one clean line and an exit code; a bug still says how to see its traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (QuestionError, SettingsError) as exc:
+            _fail(str(exc), 2)
+        except RagError as exc:
+            _fail(str(exc), 1)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort, SystemExit):
+            raise
+        except Exception as exc:  # a bug: say so plainly, traceback only on request
+            if os.environ.get("RAG_DEBUG"):
+                traceback.print_exc()
+            _fail(f"internal error ({type(exc).__name__}: {exc}); set RAG_DEBUG=1 to see the traceback", 1)
+
+
+def _settings(ctx: click.Context, **overrides: Any) -> Settings:
+    base: Settings = ctx.obj
+    return base.replace(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _progress_bar() -> tuple[Callable[[int, int], None], Callable[[], None]]:
+    from tqdm import tqdm
+
+    bar: list[Any] = []
+
+    def update(done: int, total: int) -> None:
+        if not bar:
+            if total == 0:
+                return
+            click.echo("Embedding new or changed articles…", err=True)
+            bar.append(tqdm(total=total, unit="sent", file=sys.stderr, dynamic_ncols=True, mininterval=0.5))
+        bar[0].n = done
+        bar[0].refresh()
+
+    def close() -> None:
+        if bar:
+            bar[0].close()
+
+    return update, close
+
+
+def _open_assistant(settings: Settings):  # -> Assistant
+    from rag.index import freshness
+    from rag.pipeline import Assistant
+
+    state = freshness(settings)
+    if state.stale and settings.auto_build:
+        click.echo(f"Building the index in {settings.index_dir} ({state.reason})…", err=True)
+    update, close = _progress_bar()
+    try:
+        return Assistant(settings, progress=update)
+    finally:
+        close()
+
+
+articles_option = click.option("--articles", "articles_dir", type=click.Path(path_type=Path), help="Articles folder or file.")
+index_option = click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index folder.")
+
+
+@click.group(cls=_Group)
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help="Settings file (default: ./rag.toml).")
+@click.version_option(package_name="newsrag")
+@click.pass_context
+def main(ctx: click.Context, config_file: Path | None) -> None:
+    """Answers questions about a collection of news articles with verbatim, cited quotes."""
+    try:
+        ctx.obj = load_settings(config_file)
+    except RagError as exc:
+        _fail(str(exc), 2)
+
+
+@main.group()
+def index() -> None:
+    """Build and inspect the index."""
+
+
+@index.command("build")
+@articles_option
+@index_option
+@click.option("--rebuild", is_flag=True, help="Re-embed everything instead of only new or changed articles.")
+@click.pass_context
+def index_build(ctx: click.Context, articles_dir: Path | None, index_dir: Path | None, rebuild: bool) -> None:
+    """Build index/ from the articles; a re-run embeds only new or changed articles."""
+    from rag.index import build_index
+
+    settings = _settings(ctx, articles_dir=articles_dir, index_dir=index_dir)
+    update, close = _progress_bar()
+    try:
+        report = build_index(settings, progress=update, rebuild=rebuild)
+    finally:
+        close()
+    for skipped in report.skipped:
+        click.echo(f"warning: skipped {skipped.path}: {skipped.reason}", err=True)
+    if report.unchanged:
+        click.echo(f"Index in {report.path} is up to date: {report.articles} articles, {report.chunks} chunks.")
+        return
+    click.echo(
+        f"Indexed {report.articles} articles ({report.chunks} chunks, {report.sentences} sentences) in "
+        f"{report.seconds:.1f} s: embedded {report.embedded} sentences, reused {report.reused}; "
+        f"{len(report.added)} added, {len(report.changed)} changed, {len(report.removed)} removed, "
+        f"{len(report.skipped)} skipped."
+    )
+
+
+@index.command("info")
+@index_option
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest summary as JSON.")
+@click.pass_context
+def index_info(ctx: click.Context, index_dir: Path | None, as_json: bool) -> None:
+    """Articles, chunks, model, size and build time of the index."""
+    from rag.errors import IndexMissingError
+    from rag.index import _current_generation, read_manifest
+
+    settings = _settings(ctx, index_dir=index_dir)
+    manifest = read_manifest(settings.index_dir)
+    if manifest is None:
+        raise IndexMissingError(f"there is no index in {settings.index_dir}; build it with: rag index build")
+    gen = _current_generation(settings.index_dir)
+    size = sum(p.stat().st_size for p in gen.rglob("*") if p.is_file()) if gen else 0
+    info = {
+        "path": str(settings.index_dir),
+        "articles_dir": manifest.get("articles_dir"),
+        **manifest.get("counts", {}),
+        "model": manifest.get("model"),
+        "dimension": manifest.get("dimension"),
+        "chunking": manifest.get("chunking"),
+        "format_version": manifest.get("format_version"),
+        "built_at": manifest.get("built_at"),
+        "size_bytes": size,
+        "skipped": manifest.get("skipped", []),
+    }
+    if as_json:
+        click.echo(json.dumps(info, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"Index:       {info['path']}")
+    click.echo(f"Built from:  {info['articles_dir']}")
+    click.echo(f"Articles:    {info.get('articles')}   chunks: {info.get('chunks')}   sentences: {info.get('sentences')}")
+    click.echo(f"Model:       {info['model']} ({info['dimension']} dimensions)")
+    click.echo(f"Chunking:    {info['chunking']}")
+    click.echo(f"Size:        {size / 1024:.0f} KiB")
+    click.echo(f"Built at:    {info['built_at']}")
+    for skipped in info["skipped"]:
+        click.echo(f"Skipped:     {skipped['path']}: {skipped['reason']}")
+
+
+def render_text(answer: Answer, width: int = 100) -> str:
+    """The answer for a terminal: short answer, then each quote with its article and offsets."""
+    lines = [answer.text, ""]
+    if answer.resolved_question and answer.resolved_question != answer.question:
+        lines.insert(0, f"(read with the earlier question: {answer.resolved_question})")
+    if answer.conflicts:
+        lines.append("Note: the articles disagree on this; each claim is quoted below.")
+        lines.append("")
+    for quote in answer.quotes:
+        lines.append(f"[{quote.n}] {quote.title}  ({quote.article_id}, characters {quote.start}–{quote.end})")
+        lines.extend(textwrap.wrap(f"“{quote.text}”", width, initial_indent="    ", subsequent_indent="    "))
+    if answer.related:
+        lines.append("Related reading (not an answer):")
+        for quote in answer.related:
+            lines.append(f"  - {quote.title}  ({quote.article_id}, characters {quote.start}–{quote.end})")
+            lines.extend(textwrap.wrap(f"“{quote.text}”", width, initial_indent="      ", subsequent_indent="      "))
+    for note in answer.notes:
+        lines.append(f"Note: {note}")
+    return "\n".join(lines).rstrip()
+
+
+@main.command()
+@click.argument("question")
+@click.option("--history", multiple=True, help="An earlier question of the same chat (repeat, oldest first).")
+@click.option("--json", "as_json", is_flag=True, help="Print the full Answer as JSON.")
+@click.option("--top-k", type=int, help="How many passages to retrieve.")
+@articles_option
+@index_option
+@click.pass_context
+def ask(ctx: click.Context, question: str, history: tuple[str, ...], as_json: bool, top_k: int | None,
+        articles_dir: Path | None, index_dir: Path | None) -> None:
+    """Answer one QUESTION with cited, verbatim quotes."""
+    from rag.question import clean_question
+
+    settings = _settings(ctx, articles_dir=articles_dir, index_dir=index_dir, top_k=top_k)
+    clean_question(question, settings.max_question_chars)  # reject bad input before loading anything
+    assistant = _open_assistant(settings)
+    answer = assistant.ask(question, history)
+    if as_json:
+        click.echo(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(render_text(answer))
+
+
+@main.command()
+@articles_option
+@index_option
+@click.pass_context
+def chat(ctx: click.Context, articles_dir: Path | None, index_dir: Path | None) -> None:
+    """A terminal chat; follow-up questions use the earlier turns. /reset starts over, /quit leaves."""
+    settings = _settings(ctx, articles_dir=articles_dir, index_dir=index_dir)
+    assistant = _open_assistant(settings)
+    click.echo(f"Ask about the {assistant.index.num_articles} articles in {settings.articles_dir}. /reset starts over, /quit leaves.")
+    history: list[str] = []
+    while True:
+        try:
+            question = input("\nyou> ")
+        except (EOFError, KeyboardInterrupt):
+            click.echo("")
+            return
+        if question.strip() in ("/quit", "/exit"):
+            return
+        if question.strip() == "/reset":
+            history.clear()
+            click.echo("Started over.")
+            continue
+        if not question.strip():
+            continue
+        try:
+            answer = assistant.ask(question, history)
+        except QuestionError as exc:
+            click.echo(f"error: {exc}", err=True)
+            continue
+        click.echo(render_text(answer))
+        history.append(question)
+
+
+if __name__ == "__main__":
+    main()

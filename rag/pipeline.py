@@ -1,0 +1,71 @@
+"""The assistant: one object that holds the loaded index and model and answers questions.
+
+Every face (CLI, API, chat, evaluator) calls `Assistant.ask`, so they all get the same `Answer`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+
+from rag.answer import Answerer
+from rag.config import Settings
+from rag.embed import Embedder
+from rag.errors import QuestionError
+from rag.index import Index, Progress, open_index
+from rag.question import analyse
+from rag.retrieve import Retriever
+from rag.text import words
+from rag.types import Answer, Quote
+
+
+class Assistant:
+    """Answers questions about the articles in `settings.articles_dir` from the index in `settings.index_dir`."""
+
+    def __init__(self, settings: Settings, progress: Progress | None = None) -> None:
+        self.settings = settings
+        self.embedder = Embedder(settings.embed_model, settings.embed_batch_size)
+        self.index: Index = open_index(settings, self.embedder, progress)
+        self.retriever = Retriever(self.index, self.embedder, settings.top_k)
+        self.answerer = Answerer(self.index.doc_freq, self.index.num_chunks, settings.max_quotes)
+
+    def ask(self, question: str, history: Sequence[str] = ()) -> Answer:
+        """Answer `question`; `history` holds the earlier user turns of the same chat, oldest first."""
+        started = time.perf_counter()
+        query = analyse(question, history, self.settings.max_question_chars)
+        if not any(self.index.doc_freq(w) for w in words(query.resolved)) and not any(c.isascii() and c.isalnum() for c in query.question):
+            raise QuestionError(
+                "the question shares no words or script with the articles; ask it in the articles' language"
+            )
+        retrieved_at = time.perf_counter()
+        passages = self.retriever.retrieve(query.resolved)
+        answered_at = time.perf_counter()
+        answer = self.answerer.answer(query, passages)
+        answer = self._verified(answer)
+        done = time.perf_counter()
+        timings = {
+            "analyse_ms": round((retrieved_at - started) * 1000, 2),
+            "retrieve_ms": round((answered_at - retrieved_at) * 1000, 2),
+            "answer_ms": round((done - answered_at) * 1000, 2),
+            "total_ms": round((done - started) * 1000, 2),
+        }
+        return dataclasses.replace(answer, timings=timings)
+
+    def _verified(self, answer: Answer) -> Answer:
+        """Drop any quote that is not, character for character, its article's text at its offsets."""
+        bad = [q for q in (*answer.quotes, *answer.related) if not self.verify(q)]
+        if not bad:
+            return answer
+        keep = tuple(q for q in answer.quotes if q not in bad)
+        note = f"{len(bad)} quote(s) failed the verbatim check and were removed"
+        return dataclasses.replace(
+            answer, quotes=keep, related=tuple(q for q in answer.related if q not in bad), notes=(*answer.notes, note)
+        )
+
+    def verify(self, quote: Quote) -> bool:
+        article = self.index.article(quote.article_id)
+        return article is not None and 0 <= quote.start < quote.end <= len(article.text) and article.text[quote.start : quote.end] == quote.text
+
+    def close(self) -> None:
+        self.index.close()

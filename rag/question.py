@@ -1,0 +1,120 @@
+"""Question analysis: validation, the kind of answer expected, the weighted terms to match, follow-ups.
+
+A follow-up ("Who confirmed it?", "Where is it based?") is read together with the earlier turns of the
+same chat: the earlier question's terms join the query at half weight.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rag.errors import QuestionError
+from rag.text import terms, words
+
+NUMBER, DURATION, DATE, PERSON, PLACE, ORG, DESCRIPTION = (
+    "number", "duration", "date", "person", "place", "organization", "description",
+)
+
+_ANAPHORA = frozenset(
+    "it its it's he him his she her they them their theirs this that these those there then same such "
+    "the latter former".split()
+)
+_PERSON_NOUNS = r"person|people|official|leader|minister|president|spokes(?:man|woman|person)|commander|general|secretary|chief|head|envoy|ambassador|analyst|expert|journalist|author"
+_PLACE_NOUNS = r"country|countries|region|city|cities|town|village|area|province|oblast|state|place|location|territory|border|capital|nation|front"
+_ORG_NOUNS = r"agency|organi[sz]ation|group|company|think tank|institute|ministry|unit|party|body|newspaper|service|department|council|alliance|outlet|media"
+_WH_NOUN = r"(?:which|what)(?:\s+\w+){0,3}?\s+"
+_WH_PHRASE = re.compile(r"\bhow (?:long|many|much|large|big|old|far)\b", re.IGNORECASE)
+_RULES: tuple[tuple[str, str], ...] = (
+    (DURATION, r"\bhow long\b|\bfor how many (?:days|weeks|months|years)\b"),
+    (NUMBER, r"\bhow (?:many|much|large|big|old|far)\b|\b(?:what|which) (?:number|percentage|share|amount|proportion|figure|toll|death toll)\b|\bnumber of\b"),
+    (DATE, r"^\s*when\b|\bwhen (?:did|was|were|is|will|has|had|do|does)\b|\b(?:what|which) (?:year|date|day|month|time|period)\b"),
+    (PERSON, r"^\s*(?:who|whom|whose)\b|\b(?:who|whom) (?:is|was|were|did|has|had|are)\b|" + _WH_NOUN + r"(?:" + _PERSON_NOUNS + r")\b"),
+    (PLACE, r"^\s*where\b|\bwhere (?:is|are|was|were|did|do|does|has|have)\b|" + _WH_NOUN + r"(?:" + _PLACE_NOUNS + r")\b"),
+    (ORG, _WH_NOUN + r"(?:" + _ORG_NOUNS + r")\b"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """An analysed question: what to retrieve with, what to match, what kind of answer to look for."""
+
+    question: str
+    resolved: str
+    answer_type: str
+    weights: tuple[tuple[str, float], ...]  # stemmed term -> weight (1 for this turn, 0.5 for earlier turns)
+    words: tuple[str, ...]  # lower-cased words of the resolved question, for excluding echoed entities
+    is_followup: bool
+    head_noun: str = ""  # the noun a "which/what X" question asks for: "region", "agency"
+
+
+def clean_question(question: str, max_chars: int) -> str:
+    """The question with whitespace folded, or a QuestionError that says what is wrong with it."""
+    if not isinstance(question, str):
+        raise QuestionError("the question must be text")
+    if len(question) > max_chars:
+        raise QuestionError(f"the question is too long ({len(question)} characters; the limit is {max_chars})")
+    bad = sorted({c for c in question if unicodedata.category(c) in ("Cc", "Cs", "Co") and c not in "\n\r\t"})
+    if bad:
+        codes = ", ".join(f"U+{ord(c):04X}" for c in bad[:3])
+        raise QuestionError(f"the question contains control characters ({codes}); remove them and ask again")
+    text = " ".join(question.split())
+    if not text:
+        raise QuestionError("the question is empty; type a question about the articles")
+    if not any(ch.isalnum() for ch in text):
+        raise QuestionError("the question has no words in it; type a question about the articles")
+    return text
+
+
+def answer_type(question: str) -> str:
+    lowered = question.lower()
+    for kind, pattern in _RULES:
+        if re.search(pattern, lowered):
+            return kind
+    return DESCRIPTION
+
+
+def is_followup(question: str) -> bool:
+    """A question that leans on an earlier turn: it points back with a pronoun or has almost no content."""
+    tokens = words(question)
+    return bool(_ANAPHORA.intersection(tokens)) or len(terms(question)) < 2
+
+
+def analyse(question: str, history: Sequence[str] = (), max_chars: int = 2000) -> Query:
+    """Validate and analyse `question`; earlier user turns in `history` (oldest first) resolve follow-ups."""
+    text = clean_question(question, max_chars)
+    earlier = [" ".join(str(turn).split()) for turn in history if isinstance(turn, str) and turn.strip()]
+    earlier = [turn[:max_chars] for turn in earlier]
+    weights: dict[str, float] = {}
+    followup = bool(earlier) and is_followup(text)
+    context = ""
+    if followup:
+        context = _resolve_chain(earlier)
+        for term in terms(context):
+            weights[term] = 0.5
+    for term in terms(_WH_PHRASE.sub(" ", text)):
+        weights[term] = 1.0
+    resolved = f"{context} {text}".strip() if followup else text
+    kind = answer_type(text)
+    return Query(text, resolved, kind, tuple(weights.items()), tuple(words(resolved)), followup, head_noun(text, kind))
+
+
+def head_noun(question: str, kind: str) -> str:
+    """The noun of "which/what (adjectives) NOUN" when it names the kind of thing asked for."""
+    nouns = {PERSON: _PERSON_NOUNS, PLACE: _PLACE_NOUNS, ORG: _ORG_NOUNS}.get(kind)
+    if not nouns:
+        return ""
+    match = re.search(_WH_NOUN + r"(" + nouns + r")\b", question.lower())
+    return match.group(1) if match else ""
+
+
+def _resolve_chain(turns: list[str]) -> str:
+    """The last turn, read with the ones before it for as long as each one is itself a follow-up."""
+    chain = [turns[-1]]
+    for turn in reversed(turns[:-1]):
+        if not is_followup(chain[0]):
+            break
+        chain.insert(0, turn)
+    return " ".join(chain)
