@@ -1,0 +1,45 @@
+"""Shared fixtures: the real embedding model (loaded once), a real index of the bundled articles on disk."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rag.config import PROJECT_ROOT, Settings, load_settings
+from rag.embed import Embedder
+from rag.index import build_index
+from rag.pipeline import Assistant
+
+BUNDLED = PROJECT_ROOT / "articles"
+SHARED_EVAL = PROJECT_ROOT.parent / "shared" / "eval" / "seed_questions_dev.jsonl"
+DEV_QUESTIONS = SHARED_EVAL if SHARED_EVAL.exists() else PROJECT_ROOT / "tests" / "data" / "seed_questions_dev.jsonl"
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    return Embedder()
+
+
+def make_settings(articles: Path, index: Path, **changes: object) -> Settings:
+    """Settings that ignore the developer's rag.toml and RAG_* variables."""
+    return load_settings(config_file=None, environ={}, articles_dir=articles, index_dir=index, **changes)
+
+
+@pytest.fixture(scope="session")
+def bundled_settings(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Settings:
+    """A copy of the bundled articles and a real index of them, built once per session."""
+    root = tmp_path_factory.mktemp("bundled")
+    shutil.copytree(BUNDLED, root / "articles")
+    settings = make_settings(root / "articles", root / "index")
+    build_index(settings, embedder)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def assistant(bundled_settings: Settings, embedder: Embedder) -> Assistant:
+    built = Assistant(bundled_settings)
+    built.embedder = embedder
+    built.retriever.embedder = embedder
+    return built
