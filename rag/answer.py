@@ -23,11 +23,15 @@ from rag.question import DATE, DESCRIPTION, DURATION, NUMBER, Query
 from rag.text import terms, words
 from rag.types import Answer, Claim, Conflict, Passage, Quote, Retrieved
 
-# Calibrated on hand-written answerable and unanswerable questions over the bundled articles, then
-# rounded; the evaluation command reports abstention precision and recall to watch them on new sets.
-MIN_COVERAGE = 0.5  # share of the question's weighted terms the best sentence (or its context) must cover
+# The answer gate: dense similarity plus term coverage of the best sentence. Calibrated on 28 answerable
+# and 20 unanswerable hand-written questions over two corpora (the bundled one and tests/data/harbour):
+# at 0.85, 27 and 19 of them come out right; a sentence either close in meaning or covering most of the
+# question's weighted words passes, one weak on both does not. `rag eval` reports abstention precision
+# and recall so the gate can be watched on new question sets.
+MIN_SUPPORT = 0.85
+MIN_COVERAGE = 0.5  # supporting quotes must cover about this share of the question's weighted terms
 MIN_DENSE = 0.3  # below this cosine a sentence is about something else whatever words it shares
-STRONG_DENSE = 0.62  # a paraphrase this close answers even with few shared words
+DENSE_TIE = 0.05  # a figure in a sentence this close in meaning to the answer's is the same claim
 NEAR_BEST = 0.88
 RELEVANT = 0.65  # a typed answer may come from a sentence this close to the best one that lacks the type
 TYPED_BONUS = 0.1
@@ -104,21 +108,26 @@ class Answerer:
         if not pool:
             return self._abstain(query, pool, retrieved)
         best = pool[0]
-        if not (best.dense >= MIN_DENSE and (best.coverage >= MIN_COVERAGE or best.dense >= STRONG_DENSE)):
+        if best.dense + best.coverage < MIN_SUPPORT:
             return self._abstain(query, pool, retrieved)
         near = [c for c in pool if c.score >= NEAR_BEST * best.score and c.dense >= MIN_DENSE and c.coverage >= MIN_COVERAGE * 0.8]
         if query.answer_type != DESCRIPTION:
-            relevant = [c for c in pool[:12] if c.score >= RELEVANT * best.score and c.coverage >= MIN_COVERAGE * 0.8]
-            typed = self._typed(query, relevant)
+            relevant = [
+                c
+                for c in pool[:12]
+                if (c.score >= RELEVANT * best.score and c.coverage >= MIN_COVERAGE * 0.8)
+                or (c.dense >= best.dense - DENSE_TIE and c.dense >= 0.5)
+            ]
+            typed = self._typed(query, relevant, pool)
             if typed is not None:
                 return dataclasses.replace(typed, retrieved=retrieved)
         return self._describe(query, best, near, retrieved)
 
     # -- scoring -----------------------------------------------------------------------------------
     def _candidates(self, query: Query, passages: tuple[Passage, ...]) -> list[Candidate]:
-        weights = dict(query.weights)
-        current = {t: self.idf(t) for t, w in weights.items() if w == 1.0}
-        earlier = {t: self.idf(t) for t, w in weights.items() if w != 1.0}
+        current = {t: self.idf(t) * w for t, w in query.weights}
+        earlier = {t: self.idf(t) * w for t, w in query.context}
+        weights = {**earlier, **current}
         # A follow-up is judged mostly on its own words and partly on the turn it leans on.
         share = 1.0 if not earlier else (0.6 if current else 0.0)
         seen: dict[tuple[str, int, int], Candidate] = {}
@@ -146,7 +155,7 @@ class Answerer:
     def _spans(self, query: Query, candidate: Candidate) -> list[Span]:
         """Typed spans of a sentence that do not merely repeat the question, closest to its words first."""
         asked = set(query.words)
-        spans = [s for s in candidates(candidate.text, query.answer_type, query.head_noun) if not set(words(s.text)) <= asked]
+        spans = [s for s in candidates(candidate.text, query.answer_type, query.head_noun) if not _echoes(s.text, asked)]
         if not spans:
             return []
         positions = [m.start() for m in _TOKEN.finditer(candidate.text) if terms(m.group()) and terms(m.group())[0] in candidate.matched]
@@ -158,7 +167,7 @@ class Answerer:
 
         return sorted(spans, key=lambda s: (not s.preferred, not s.beside_noun, distance(s), s.start))
 
-    def _typed(self, query: Query, relevant: list[Candidate]) -> Answer | None:
+    def _typed(self, query: Query, relevant: list[Candidate], pool: list[Candidate]) -> Answer | None:
         """The best relevant sentence that holds a span of the asked type, and any that disagree with it."""
         scored: list[tuple[float, Candidate, Span]] = []
         for candidate in relevant:
@@ -170,7 +179,14 @@ class Answerer:
             return None
         scored.sort(key=lambda item: -item[0])
         top = scored[0][0]
-        found = [(c, span) for score, c, span in scored if score >= NEAR_BEST * top and span.preferred >= scored[0][2].preferred]
+        lead = scored[0][1]
+        found = [
+            (c, span)
+            for score, c, span in scored
+            if span.preferred >= scored[0][2].preferred
+            and (score >= NEAR_BEST * top or (c.dense >= lead.dense - DENSE_TIE and c.dense >= 0.5))
+        ]
+        found += self._same_quantity(query, found, pool)
         groups: dict[object, list[tuple[Candidate, Span]]] = {}
         for candidate, span in found:
             groups.setdefault(_value_key(query.answer_type, span.text), []).append((candidate, span))
@@ -201,6 +217,30 @@ class Answerer:
         text = f"{value} {''.join(f'[{q.n}]' for q in quotes)}"
         return Answer(query.question, text, tuple(quotes), answer_type=query.answer_type, resolved_question=query.resolved)
 
+    def _same_quantity(
+        self, query: Query, found: list[tuple[Candidate, Span]], pool: list[Candidate]
+    ) -> list[tuple[Candidate, Span]]:
+        """Figures in other articles that count the same thing ("… 10,000 to 12,000 troops") with an overlapping
+        magnitude: a paraphrased sentence ("dispatched" for "sent") scores too low to be near the best one,
+        but a figure of the same noun and size is the same claim told differently."""
+        if query.answer_type != NUMBER or not query.measured or not found:
+            return []
+        answer = number_value(found[0][1].text)
+        if not answer:
+            return []
+        have = {(c.article_id, c.start) for c, _ in found}
+        extra = []
+        for candidate in pool:
+            if (candidate.article_id, candidate.start) in have or candidate.dense < MIN_DENSE:
+                continue
+            for span in candidates(candidate.text, NUMBER):
+                following = terms(candidate.text[span.end : span.end + 40])[:3]
+                value = number_value(span.text)
+                if query.measured in following and value and _overlaps(value, answer):
+                    extra.append((candidate, span))
+                    break
+        return [e for e in extra if e[0].article_id != found[0][0].article_id]
+
     # -- descriptive answers and abstention --------------------------------------------------------
     def _describe(self, query: Query, best: Candidate, near: list[Candidate], retrieved: tuple[Retrieved, ...]) -> Answer:
         quotes = [_quote(1, best)]
@@ -224,7 +264,7 @@ class Answerer:
         missing = []
         for word in dict.fromkeys(words(query.question)):
             stem = terms(word)
-            if stem and weights.get(stem[0]) == 1.0 and self.doc_freq(stem[0]) == 0 and not _match(stem[0], seen_terms):
+            if stem and weights.get(stem[0], 0) >= 1.0 and self.doc_freq(stem[0]) == 0 and not _match(stem[0], seen_terms):
                 missing.append(word)
         if missing:
             listed = ", ".join(f"“{w}”" for w in missing[:3])
@@ -245,6 +285,18 @@ class Answerer:
 
 def _quote(n: int, candidate: Candidate) -> Quote:
     return Quote(n, candidate.article_id, candidate.title, candidate.start, candidate.end, candidate.text)
+
+
+def _echoes(span: str, asked: set[str]) -> bool:
+    """A span made mostly of the question's own words repeats the question instead of answering it."""
+    own = words(span)
+    return not own or sum(w in asked for w in own) * 2 >= len(own)
+
+
+def _overlaps(a: tuple[float, ...], b: tuple[float, ...], ratio: float = 1.5) -> bool:
+    """Whether two figures (points or ranges) are within `ratio` of each other."""
+    low_a, high_a, low_b, high_b = min(a), max(a), min(b), max(b)
+    return low_a <= high_b * ratio and low_b <= high_a * ratio
 
 
 def _similar(a: str, b: str) -> bool:

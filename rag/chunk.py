@@ -81,5 +81,8 @@ def chunk_article(article: Article, max_chars: int = 700, overlap: int = 1) -> l
         )
         if j >= len(sentences):
             break
-        i = max(i + 1, j - overlap)
+        nxt = max(i + 1, j - overlap)
+        while nxt < j and sentences[j][1] - sentences[nxt][0] > max_chars:
+            nxt += 1  # the overlap would leave no room for new text: overlap less
+        i = nxt
     return chunks

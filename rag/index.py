@@ -77,7 +77,7 @@ def _settings_signature(settings: Settings) -> dict[str, Any]:
         "format_version": FORMAT_VERSION,
         "model": settings.embed_model,
         "chunking": {"splitter": "punkt+lines", "max_chars": settings.chunk_max_chars, "overlap": settings.chunk_overlap},
-        "lexical": {"library": "bm25s", "tokenizer": "rag.text.terms/v1"},
+        "lexical": {"library": "bm25s", "tokenizer": "rag.text.terms/v2"},
     }
 
 

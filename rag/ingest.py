@@ -41,7 +41,7 @@ def list_article_files(root: Path) -> list[Path]:
     files = []
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root)
-        if any(part.startswith(".") for part in rel.parts) or not path.is_file():
+        if any(part.startswith(".") for part in rel.parts) or not (path.is_file() or path.is_symlink()):
             continue
         files.append(path)
     return files

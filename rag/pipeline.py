@@ -6,6 +6,7 @@ Every face (CLI, API, chat, evaluator) calls `Assistant.ask`, so they all get th
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Sequence
 
@@ -13,6 +14,7 @@ from rag.answer import Answerer
 from rag.config import Settings
 from rag.embed import Embedder
 from rag.errors import QuestionError
+from rag.extract import warm_up
 from rag.index import Index, Progress, open_index
 from rag.question import analyse
 from rag.retrieve import Retriever
@@ -25,6 +27,8 @@ class Assistant:
 
     def __init__(self, settings: Settings, progress: Progress | None = None) -> None:
         self.settings = settings
+        # spaCy reads every question; load it while the index and the embedding model load.
+        threading.Thread(target=warm_up, daemon=True).start()
         self.embedder = Embedder(settings.embed_model, settings.embed_batch_size)
         self.index: Index = open_index(settings, self.embedder, progress)
         self.retriever = Retriever(self.index, self.embedder, settings.top_k)

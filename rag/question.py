@@ -44,10 +44,12 @@ class Query:
     question: str
     resolved: str
     answer_type: str
-    weights: tuple[tuple[str, float], ...]  # stemmed term -> weight (1 for this turn, 0.5 for earlier turns)
+    weights: tuple[tuple[str, float], ...]  # stemmed term of this turn -> weight by part of speech
+    context: tuple[tuple[str, float], ...]  # stemmed terms of the earlier turns a follow-up leans on
     words: tuple[str, ...]  # lower-cased words of the resolved question, for excluding echoed entities
     is_followup: bool
     head_noun: str = ""  # the noun a "which/what X" question asks for: "region", "agency"
+    measured: str = ""  # stem of the noun a "how many X" question counts: "troop"
 
 
 def clean_question(question: str, max_chars: int) -> str:
@@ -87,18 +89,37 @@ def analyse(question: str, history: Sequence[str] = (), max_chars: int = 2000) -
     text = clean_question(question, max_chars)
     earlier = [" ".join(str(turn).split()) for turn in history if isinstance(turn, str) and turn.strip()]
     earlier = [turn[:max_chars] for turn in earlier]
-    weights: dict[str, float] = {}
     followup = bool(earlier) and is_followup(text)
-    context = ""
-    if followup:
-        context = _resolve_chain(earlier)
-        for term in terms(context):
-            weights[term] = 0.5
-    for term in terms(_WH_PHRASE.sub(" ", text)):
-        weights[term] = 1.0
+    context = _resolve_chain(earlier) if followup else ""
+    weights = _weighted_terms(_WH_PHRASE.sub(" ", text))
+    context_weights = {t: w for t, w in _weighted_terms(context).items() if t not in weights} if context else {}
     resolved = f"{context} {text}".strip() if followup else text
     kind = answer_type(text)
-    return Query(text, resolved, kind, tuple(weights.items()), tuple(words(resolved)), followup, head_noun(text, kind))
+    return Query(
+        text, resolved, kind, tuple(weights.items()), tuple(context_weights.items()), tuple(words(resolved)),
+        followup, head_noun(text, kind), measured_noun(text),
+    )
+
+
+def _weighted_terms(text: str) -> dict[str, float]:
+    from rag.extract import word_weights
+
+    weights: dict[str, float] = {}
+    for word, weight in word_weights(text):
+        for term in terms(word):
+            weights[term] = max(weights.get(term, 0.0), weight)
+    return weights
+
+
+_AUX = r"(?:are|is|was|were|have|has|had|did|do|does|will|would|could|can|should|might|may|must)"
+
+
+def measured_noun(question: str) -> str:
+    """The stem of what "how many/much X ..." counts: the last content word of X before the verb."""
+    match = re.search(r"\bhow (?:many|much)\s+((?:[\w’'-]+\s+){0,4}?)" + _AUX + r"\b", question.lower())
+    phrase = match.group(1) if match else ""
+    found = terms(phrase)
+    return found[-1] if found else ""
 
 
 def head_noun(question: str, kind: str) -> str:
@@ -106,8 +127,15 @@ def head_noun(question: str, kind: str) -> str:
     nouns = {PERSON: _PERSON_NOUNS, PLACE: _PLACE_NOUNS, ORG: _ORG_NOUNS}.get(kind)
     if not nouns:
         return ""
-    match = re.search(_WH_NOUN + r"(" + nouns + r")\b", question.lower())
-    return match.group(1) if match else ""
+    lowered = question.lower()
+    match = re.search(_WH_NOUN + r"(" + nouns + r")\b", lowered)
+    if match:
+        return match.group(1)
+    if kind == PERSON:  # "who is the director of ...", "who was Russia's defense minister"
+        role = re.search(r"\bwho (?:is|was|are|were|has been|had been) (?:the |a |an )?([\w’' -]+?)(?: of | in | for | at |\?|$)", lowered)
+        if role:
+            return role.group(1).split()[-1]
+    return ""
 
 
 def _resolve_chain(turns: list[str]) -> str:

@@ -18,6 +18,7 @@ from rag.text import terms
 from rag.types import Passage
 
 RRF_K = 60  # the constant from the paper; it damps the weight of the very first ranks
+GUARANTEED = 2  # each retriever's top chunks that always survive fusion
 
 
 class Retriever:
@@ -45,7 +46,13 @@ class Retriever:
             fused[chunk_row] = fused.get(chunk_row, 0.0) + 1.0 / (RRF_K + rank + 1)
         for rank, chunk_row in enumerate(int(r) for r in lexical):
             fused[chunk_row] = fused.get(chunk_row, 0.0) + 1.0 / (RRF_K + rank + 1)
-        best = sorted(fused.items(), key=lambda item: (-item[1], item[0]))[: self.top_k]
+        ordered = sorted(fused.items(), key=lambda item: (-item[1], item[0]))
+        # RRF buries a chunk that only one retriever found, however sure that retriever is; each one's
+        # first picks are kept so an exact-term match (or a pure paraphrase) always reaches the answer step.
+        keep = set(list(dense_rank)[:GUARANTEED]) | {int(r) for r in lexical[:GUARANTEED]}
+        chosen = [item for item in ordered if item[0] in keep]
+        chosen += [item for item in ordered if item[0] not in keep][: max(0, self.top_k - len(chosen))]
+        best = sorted(chosen, key=lambda item: (-item[1], item[0]))[: max(self.top_k, len(keep))]
         passages = []
         for rank, (chunk_row, score) in enumerate(best, start=1):
             chunk = self.index.chunk(chunk_row)

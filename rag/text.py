@@ -15,6 +15,28 @@ QUESTION_WORDS = frozenset(
 )
 
 
+# Snowball stems regular inflections only; these past forms would never meet their present ("sent" /
+# "send") in BM25 or in the answer step's term matching.
+IRREGULAR = {
+    "sent": "send", "went": "go", "gone": "go", "said": "say", "led": "lead", "took": "take", "taken": "take",
+    "fought": "fight", "began": "begin", "begun": "begin", "won": "win", "lost": "lose", "paid": "pay",
+    "held": "hold", "made": "make", "gave": "give", "given": "give", "told": "tell", "found": "find",
+    "brought": "bring", "bought": "buy", "built": "build", "caught": "catch", "chose": "choose",
+    "chosen": "choose", "drove": "drive", "fell": "fall", "fallen": "fall", "flew": "fly", "flown": "fly",
+    "left": "leave", "met": "meet", "ran": "run", "rose": "rise", "risen": "rise", "saw": "see", "seen": "see",
+    "sold": "sell", "spent": "spend", "stood": "stand", "struck": "strike", "taught": "teach",
+    "thought": "think", "threw": "throw", "thrown": "throw", "wrote": "write", "written": "write",
+    "spoke": "speak", "spoken": "speak", "broke": "break", "broken": "break", "came": "come", "got": "get",
+    "kept": "keep", "knew": "know", "known": "know", "meant": "mean", "shot": "shoot", "stole": "steal",
+    "stolen": "steal", "woke": "wake", "hid": "hide", "hidden": "hide", "fled": "flee", "sought": "seek",
+    "froze": "freeze", "frozen": "freeze", "grew": "grow", "grown": "grow", "drew": "draw", "drawn": "draw",
+    "bore": "bear", "born": "bear", "swore": "swear", "sworn": "swear", "dealt": "deal", "felt": "feel",
+    "heard": "hear", "laid": "lay", "lent": "lend", "slid": "slide", "split": "split", "spread": "spread",
+    "stuck": "stick", "swept": "sweep", "understood": "understand", "withdrew": "withdraw",
+    "withdrawn": "withdraw", "overtook": "overtake", "undertook": "undertake", "forgave": "forgive",
+}
+
+
 @functools.lru_cache(maxsize=1)
 def stopwords() -> frozenset[str]:
     from bm25s.stopwords import STOPWORDS_EN
@@ -37,4 +59,4 @@ def words(text: str) -> list[str]:
 def terms(text: str) -> list[str]:
     """Stemmed content words: what BM25 indexes and what the answer step matches."""
     stop = stopwords()
-    return _stemmer().stemWords([w for w in words(text) if w not in stop])
+    return _stemmer().stemWords([IRREGULAR.get(w, w) for w in words(text) if w not in stop])
