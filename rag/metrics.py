@@ -225,7 +225,7 @@ def abstention_summary(abstained: Sequence[bool], answerable: Sequence[bool]) ->
 
 def aggregate(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Aggregate per-question metric dicts (as `rag.evaluate` builds them) into one summary."""
-    ok = [r for r in rows if r.get("error") is None]
+    ok = [r for r in rows if r.get("error") is None]  # a refused question counts as wrong, and nowhere else
     answerable = [r for r in ok if r["answerable"]]
     quotes = sum(r["quotes"] for r in ok)
     valid = sum(r["valid_quotes"] for r in ok)
@@ -233,8 +233,8 @@ def aggregate(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     summary: dict[str, Any] = {
         "questions": len(rows),
         "errors": len(rows) - len(ok),
-        "accuracy": mean(r["correct"] for r in ok),
-        "accuracy_answerable": mean(r["correct"] for r in answerable),
+        "accuracy": mean(r["correct"] for r in rows),
+        "accuracy_answerable": mean(r["correct"] for r in rows if r["answerable"]),
         "answer_in_quotes": mean(r["in_quotes"] for r in answerable),
         **{key: mean(r[key] for r in ok) for key in ("hit@1", "hit@3", "hit@5", "mrr", "recall@5")},
         "citation_precision": mean(r["citation_precision"] for r in ok),
