@@ -250,5 +250,77 @@ def chat(ctx: click.Context, articles_dir: Path | None, index_dir: Path | None) 
         history.append(question)
 
 
+# ---------------------------------------------------------------- rag eval
+
+
+def _threshold_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    from rag.evaluate import THRESHOLDS
+
+    for name, key in reversed(THRESHOLDS.items()):
+        func = click.option(f"--min-{name.replace('_', '-')}", f"min_{name}", type=click.FloatRange(0, 1),
+                            help=f"Exit with status 1 when {key} is below this (0-1).")(func)
+    return func
+
+
+@main.command("eval")
+@click.argument("questions_file", required=False, type=click.Path(path_type=Path))
+@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the full report as JSON here.")
+@click.option("--markdown", "markdown_out", type=click.Path(path_type=Path), help="Write a markdown report here.")
+@click.option("--compare", nargs=2, type=click.Path(path_type=Path), metavar="A.json B.json",
+              help="Show what changed between two saved JSON reports, question by question (runs nothing).")
+@click.option("--top-k", type=int, help="How many passages to retrieve (MultiHop-RAG files default to at least 10).")
+@articles_option
+@index_option
+@_threshold_options
+@click.pass_context
+def eval_command(ctx: click.Context, questions_file: Path | None, json_out: Path | None, markdown_out: Path | None,
+                 compare: tuple[Path, Path] | None, top_k: int | None, articles_dir: Path | None,
+                 index_dir: Path | None, **minimums: float | None) -> None:
+    """Run a question set (JSONL, or MultiHop-RAG JSON) through the assistant and report quality and speed."""
+    from tqdm import tqdm
+
+    from rag.errors import EvalError
+    from rag.eval_report import compare_reports, render_comparison, render_markdown, render_table
+    from rag.evaluate import MULTIHOP, check_thresholds, evaluate, load_questions, load_report
+
+    try:
+        if compare:
+            click.echo(render_comparison(compare_reports(load_report(compare[0]), load_report(compare[1]))))
+            return
+        if questions_file is None:
+            raise EvalError("give a question file (or --compare A.json B.json)")
+        qset = load_questions(questions_file)
+    except EvalError as exc:
+        _fail(str(exc), 2)
+    settings = _settings(ctx, articles_dir=articles_dir, index_dir=index_dir, top_k=top_k)
+    notes = []
+    if qset.format == MULTIHOP and top_k is None and settings.top_k < 10:
+        settings = settings.replace(top_k=10)
+        notes.append("top_k raised to 10 for this MultiHop-RAG run so Hits@10 and MRR@10 see ten passages")
+        click.echo(f"note: {notes[-1]} (pass --top-k to choose)", err=True)
+    assistant = _open_assistant(settings)
+    bar = tqdm(total=len(qset.questions), unit="q", file=sys.stderr, dynamic_ncols=True, desc="Evaluating")
+    try:
+        report = evaluate(assistant, qset, progress=lambda done, total: bar.update(done - bar.n), notes=notes)
+    finally:
+        bar.close()
+    data = report.to_dict()
+    for path, text in ((json_out, lambda: json.dumps(data, indent=2, ensure_ascii=False)),
+                       (markdown_out, lambda: render_markdown(data))):
+        if path is not None:
+            try:
+                path.write_text(text() + ("\n" if path == json_out else ""), encoding="utf-8")
+            except OSError as exc:
+                _fail(f"cannot write {path}: {exc.strerror or exc}", 2)
+    click.echo(render_table(data))
+    invalid = report.invalid_quotes()
+    if invalid:
+        click.secho(f"BUG: {len(invalid)} quote(s) or marker(s) are not verbatim / point nowhere: {', '.join(invalid)}",
+                    fg="red", bold=True, err=True)
+    missed = check_thresholds(report.overall, {k.removeprefix("min_"): v for k, v in minimums.items() if v is not None})
+    if missed:
+        _fail("threshold missed: " + "; ".join(missed), 1)
+
+
 if __name__ == "__main__":
     main()

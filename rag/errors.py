@@ -31,3 +31,7 @@ class EmbeddingModelError(RagError):
 
 class QuestionError(RagError):
     """The question cannot be answered as asked (empty, too long, control characters...)."""
+
+
+class EvalError(RagError):
+    """A question file or an evaluation report cannot be read; the message names the file and the line."""
