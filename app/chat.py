@@ -19,7 +19,7 @@ from rag.errors import QuestionError, RagError
 log = logging.getLogger(__name__)
 
 WIDGET_CSS = """
-.gradio-container{padding:0 !important;min-width:0 !important}
+.gradio-container{padding:0 !important}
 .gradio-container main,.gradio-container .main,.gradio-container .contain{padding:4px !important;max-width:100% !important}
 .source{padding:.4em .55em}
 """
@@ -106,16 +106,16 @@ def build_ui(service: Service, base: str = "", compact: bool = False) -> gr.Bloc
                     )
                     ask = gr.Button("Ask", variant="primary", scale=1, min_width=60, elem_id="ask")
                 clear = gr.Button("Start over", size="sm", variant="secondary", elem_id="start-over")
-                if not compact:
+                if compact:  # the widget is one narrow column: sources go under the chat
+                    sources = gr.HTML(render.render_sources(None, service.article, base), elem_id="sources")
+                else:
                     gr.Examples(examples=[[q] for q in service.examples], inputs=[box], label="Examples")
-            if compact:
-                sources = gr.HTML(render.render_sources(None, service.article, base), elem_id="sources")
-            else:
+            if not compact:
                 with gr.Column(scale=2, min_width=280):
                     sources = gr.HTML(render.render_sources(None, service.article, base), elem_id="sources")
         if not compact:
             articles = service.articles()
-            built = str(service.manifest.get("built_at", "") or "unknown")
+            built = render.short_date(service.manifest.get("built_at"))
             with gr.Accordion(f"Articles ({len(articles)}, index built {built})", open=False, elem_id="articles"):
                 gr.HTML(render.render_article_list(articles, service.manifest, base))
 

@@ -128,10 +128,18 @@ def render_sources(answer: Answer | None, lookup: ArticleLookup, base: str = "")
     return "".join(parts)
 
 
+def short_date(stamp: object) -> str:
+    """An ISO timestamp as "2025-01-31 14:05 UTC" for people; anything else as it is."""
+    text = str(stamp or "")
+    if len(text) >= 16 and text[10] == "T":
+        return text[:10] + " " + text[11:16] + (" UTC" if text.endswith(("+00:00", "Z")) else "")
+    return text or "unknown"
+
+
 def render_article_list(articles: Iterable[Article], manifest: Mapping[str, Any], base: str = "") -> str:
     """The articles the assistant knows, with their count and the index's build date."""
     items = list(articles)
-    built = str(manifest.get("built_at", "") or "unknown")
+    built = short_date(manifest.get("built_at"))
     rows = "".join(
         f'<li><a href="{escape(base)}/article/{escape(url_quote(a.id, safe=""))}" target="_blank" rel="noopener">'
         f"{escape(a.title or a.id)}</a>"
