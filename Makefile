@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS ?= app,dev
 
-.PHONY: install chat test lint clean
+.PHONY: install chat test screenshots lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,13 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
+# The browser chat on http://127.0.0.1:7860 (the JSON API at /api/ask, the widget at /widget).
 chat: install
-	$(BIN)/rag chat
+	$(BIN)/rag serve --host 127.0.0.1 --port 7860
+
+# PNGs of the chat and the widget from a real headless Chromium run, in screenshots/.
+screenshots: install
+	RAG_SCREENSHOTS=screenshots $(BIN)/python -m pytest -q tests/test_app_web.py -k "chat or widget or markup"
 
 test: install
 	$(BIN)/ruff check rag app tests

@@ -321,6 +321,27 @@ def eval_command(ctx: click.Context, questions_file: Path | None, json_out: Path
     if missed:
         _fail("threshold missed: " + "; ".join(missed), 1)
 
+@main.command()
+@click.option("--host", help="Address to listen on (default 127.0.0.1; 0.0.0.0 for all interfaces).")
+@click.option("--port", type=int, help="Port to listen on (default 7860).")
+@click.option("--root-path", help="Public sub-path when served behind a reverse proxy, e.g. /rag.")
+@articles_option
+@index_option
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None, root_path: str | None,
+          articles_dir: Path | None, index_dir: Path | None) -> None:
+    """The browser chat, the JSON API (/api/ask) and the widget (/widget) on one port."""
+    try:
+        from app.server import serve as run_server  # the web app lives in app/; rag/ itself never imports gradio
+    except ImportError as exc:
+        raise RagError(f"the web app needs its extra packages ({exc.name}); install with: pip install -e '.[app]'") from None
+    settings = _settings(ctx, host=host, port=port, root_path=root_path, articles_dir=articles_dir, index_dir=index_dir)
+    assistant = _open_assistant(settings)
+    shown = "localhost" if settings.host in ("0.0.0.0", "::") else settings.host
+    click.echo(f"Serving {assistant.index.num_articles} articles at http://{shown}:{settings.port}{settings.root_path}/"
+               f"{'  (token required)' if settings.api_token else ''}", err=True)
+    run_server(settings, assistant)
+
 
 if __name__ == "__main__":
     main()

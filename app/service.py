@@ -1,0 +1,59 @@
+"""The one loaded `Assistant` that every handler of the app shares.
+
+Questions are answered one at a time behind a lock: the embedding model, FAISS and BM25 are not all
+documented as thread-safe, and on a small CPU running them in parallel buys nothing (torch already uses
+every core for one query). The lock keeps 20 concurrent users correct; they simply queue for a few ms each.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from rag.config import PROJECT_ROOT, Settings
+from rag.pipeline import Assistant
+from rag.types import Answer, Article
+
+MAX_HISTORY = 50  # earlier turns kept for follow-ups; the library only looks at the latest few anyway
+
+# Shown as clickable examples when the app serves the bundled articles; other corpora get generic ones.
+BUNDLED_EXAMPLES = (
+    "In which Russian region are the North Korean troops fighting?",
+    "How many North Korean soldiers were killed or wounded?",
+    "Who is the leader of North Korea?",
+)
+GENERIC_EXAMPLES = (
+    "What are the articles about?",
+    "Who is quoted in the articles?",
+    "What numbers do the articles report?",
+)
+
+
+class Service:
+    """Thread-safe access to the assistant plus what the pages show about the corpus."""
+
+    def __init__(self, assistant: Assistant, settings: Settings) -> None:
+        self.assistant = assistant
+        self.settings = settings
+        self._lock = threading.Lock()
+
+    def ask(self, question: str, history: Sequence[str] = ()) -> Answer:
+        with self._lock:
+            return self.assistant.ask(question, tuple(history)[-MAX_HISTORY:])
+
+    def article(self, article_id: str) -> Article | None:
+        return self.assistant.index.article(article_id)
+
+    def articles(self) -> list[Article]:
+        found = (self.assistant.index.article(i) for i in self.assistant.index.article_ids())
+        return [a for a in found if a is not None]
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return dict(self.assistant.index.manifest)
+
+    @property
+    def examples(self) -> tuple[str, ...]:
+        bundled = self.settings.articles_dir.resolve() == (PROJECT_ROOT / "articles").resolve()
+        return BUNDLED_EXAMPLES if bundled else GENERIC_EXAMPLES

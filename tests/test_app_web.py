@@ -1,0 +1,309 @@
+"""The web app for real: `rag serve` in a subprocess on a free port, the API through httpx, the pages
+through a headless Debian Chromium driven by Playwright, and a real reverse proxy for the sub-path.
+
+Expected answers are never hard-coded: the browser checks show what the API returned for the same question.
+Screenshots go to $RAG_SCREENSHOTS (or the test's tmp folder): `make screenshots`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.app_support import CHROMIUM, PYTHON, ROOT, TOKEN, clean_env, launch_chromium, rag_server, reverse_proxy
+from tests.conftest import BUNDLED, DEV_QUESTIONS
+
+ORIGIN = "https://wiki.example.org"
+XSS_TITLE = "<script>window.__xss = 1</script>Quillfeather lighthouse keepers strike"
+XSS_ARTICLE = (
+    f"{XSS_TITLE}\n"
+    "The Quillfeather lighthouse keepers went on strike on Tuesday over unpaid overtime. "
+    'Their union posted a notice reading <img src=x onerror="window.__xss = 2"> on the harbour gate. '
+    "The strike at the Quillfeather lighthouse is expected to last two weeks.\n"
+)
+XSS_QUESTION = "Why did the Quillfeather lighthouse keepers go on strike?"
+
+
+def _dev_questions(count: int) -> list[str]:
+    rows = [json.loads(line) for line in DEV_QUESTIONS.read_text().splitlines() if line.strip()]
+    return [row["question"] for row in rows][:count]
+
+
+def _without_timings(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k != "timings"}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("web")
+    shutil.copytree(BUNDLED, root / "articles")
+    (root / "articles" / "900_xss.txt").write_text(XSS_ARTICLE, encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(corpus: Path) -> Any:
+    """Default settings: no token, no embedding origins."""
+    with rag_server(corpus / "articles", corpus / "index", corpus, "open") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def guarded(corpus: Path, server: str) -> Any:
+    """Token, allowed origin and a /rag sub-path, behind a reverse proxy; yields (direct URL, proxied URL)."""
+    env = {"RAG_API_TOKEN": TOKEN, "RAG_ALLOWED_ORIGINS": ORIGIN, "RAG_ROOT_PATH": "/rag"}
+    with rag_server(corpus / "articles", corpus / "index", corpus, "guarded", **env) as direct:
+        with reverse_proxy(direct, "/rag", corpus) as proxied:
+            yield direct, proxied
+
+
+# ---------------------------------------------------------------- the JSON API
+
+
+def test_health(server: str) -> None:
+    reply = httpx.get(f"{server}/api/health")
+    assert reply.status_code == 200 and reply.json()["status"] == "ok" and reply.json()["articles"] == 6
+
+
+def test_api_returns_the_same_json_as_rag_ask(server: str, corpus: Path) -> None:
+    question = _dev_questions(1)[0]
+    reply = httpx.post(f"{server}/api/ask", json={"question": question}, timeout=60)
+    assert reply.status_code == 200
+    cli = subprocess.run(
+        [PYTHON, "-m", "rag.cli", "ask", "--json", question, "--articles", str(corpus / "articles"), "--index", str(corpus / "index")],
+        capture_output=True, text=True, env=clean_env(), cwd=corpus, timeout=300, check=True,
+    )
+    assert _without_timings(reply.json()) == _without_timings(json.loads(cli.stdout))
+    articles = {p.name: p.read_text(encoding="utf-8") for p in (corpus / "articles").iterdir()}
+    for quote in reply.json()["quotes"]:
+        assert articles[quote["article_id"]][quote["start"]:quote["end"]] == quote["text"]
+
+
+def test_api_follow_up_uses_history(server: str) -> None:
+    first, *_ = _dev_questions(1)
+    alone = httpx.post(f"{server}/api/ask", json={"question": "Where is it?"}, timeout=60).json()
+    followed = httpx.post(f"{server}/api/ask", json={"question": "Where is it?", "history": [first]}, timeout=60).json()
+    assert followed["resolved_question"] != alone["resolved_question"]
+    assert first.split()[-1].strip("?").lower() in followed["resolved_question"].lower()
+
+
+@pytest.mark.parametrize("body", [
+    {"question": ""}, {"question": "   "}, {"question": "x" * 5000}, {}, {"question": 3}, {"question": "ok?", "history": "no"},
+    {"question": "ok?", "extra": 1},
+])
+def test_api_rejects_bad_questions_with_422(server: str, body: dict[str, Any]) -> None:
+    reply = httpx.post(f"{server}/api/ask", json=body, timeout=60)
+    assert reply.status_code == 422
+    assert "Traceback" not in reply.text and reply.json()["detail"]
+
+
+def test_api_too_long_message_is_clear(server: str) -> None:
+    reply = httpx.post(f"{server}/api/ask", json={"question": "x" * 5000}, timeout=60)
+    assert "too long" in reply.json()["detail"]
+
+
+def test_default_settings_allow_no_embedding_and_no_cors(server: str) -> None:
+    reply = httpx.get(f"{server}/widget/", headers={"Origin": ORIGIN})
+    assert reply.headers["content-security-policy"] == "frame-ancestors 'self'"
+    api = httpx.post(f"{server}/api/ask", json={"question": "Who?"}, headers={"Origin": ORIGIN}, timeout=60)
+    assert "access-control-allow-origin" not in api.headers
+
+
+def test_article_page_highlights_the_span_and_404s_unknown_ids(server: str) -> None:
+    answer = httpx.post(f"{server}/api/ask", json={"question": XSS_QUESTION}, timeout=60).json()
+    quote = (answer["quotes"] or answer["related"])[0]
+    page = httpx.get(f"{server}/article/{quote['article_id']}", params={"start": quote["start"], "end": quote["end"]})
+    assert page.status_code == 200 and "<mark" in page.text
+    assert httpx.get(f"{server}/article/nope.txt").status_code == 404
+
+
+def test_gradio_client_named_endpoint(server: str) -> None:
+    from gradio_client import Client
+
+    question = _dev_questions(1)[0]
+    client = Client(f"{server}/", verbose=False)
+    via_gradio = client.predict(question, [], api_name="/ask")
+    via_api = httpx.post(f"{server}/api/ask", json={"question": question}, timeout=60).json()
+    assert _without_timings(via_gradio) == _without_timings(via_api)
+
+
+def test_twenty_concurrent_users_get_the_answers_one_user_gets(server: str) -> None:
+    questions = (_dev_questions(5) * 4)[:20]
+    expected = {q: _without_timings(httpx.post(f"{server}/api/ask", json={"question": q}, timeout=60).json()) for q in set(questions)}
+
+    def ask(question: str) -> dict[str, Any]:
+        return httpx.post(f"{server}/api/ask", json={"question": question}, timeout=120).json()
+
+    with ThreadPoolExecutor(20) as pool:
+        got = list(pool.map(ask, questions))
+    assert [_without_timings(g) for g in got] == [expected[q] for q in questions]
+
+
+def test_token_is_required_everywhere_but_health(guarded: tuple[str, str]) -> None:
+    direct, proxied = guarded
+    for base in (direct, proxied):
+        assert httpx.get(f"{base}/api/health").status_code == 200
+        for path in ("/", "/widget/", "/article/900_xss.txt"):
+            assert httpx.get(f"{base}{path}").status_code == 401, path
+        no = httpx.post(f"{base}/api/ask", json={"question": "Who?"})
+        assert no.status_code == 401 and "Bearer" in no.json()["detail"]
+        wrong = httpx.post(f"{base}/api/ask", json={"question": "Who?"}, headers={"Authorization": f"Bearer {TOKEN}x"})
+        assert wrong.status_code == 401
+        ok = httpx.post(f"{base}/api/ask", json={"question": XSS_QUESTION}, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
+        assert ok.status_code == 200 and ok.json()["question"] == XSS_QUESTION
+
+
+def test_allowed_origin_may_embed_and_call_the_api(guarded: tuple[str, str]) -> None:
+    direct, _ = guarded
+    headers = {"Authorization": f"Bearer {TOKEN}", "Origin": ORIGIN}
+    page = httpx.get(f"{direct}/widget/", headers=headers)
+    assert page.headers["content-security-policy"] == f"frame-ancestors 'self' {ORIGIN}"
+    preflight = httpx.options(f"{direct}/api/ask", headers={
+        "Origin": ORIGIN, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization,content-type"})
+    assert preflight.status_code == 200 and preflight.headers["access-control-allow-origin"] == ORIGIN
+    other = httpx.post(f"{direct}/api/ask", json={"question": "Who?"}, headers={**headers, "Origin": "https://evil.example"}, timeout=60)
+    assert "access-control-allow-origin" not in other.headers
+
+
+# ---------------------------------------------------------------- the pages, in a real browser
+
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (apt-get install chromium)")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Any:
+    if CHROMIUM is None:
+        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = launch_chromium(playwright)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = Path(os.environ["RAG_SCREENSHOTS"]) if os.environ.get("RAG_SCREENSHOTS") else tmp_path_factory.mktemp("shots")
+    folder = folder if folder.is_absolute() else ROOT / folder
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _ask_in_page(page: Any, question: str, turns: int) -> None:
+    """Type a question, press Ask, wait until the chat holds `turns` finished answers."""
+    page.fill("#question textarea", question)
+    page.click("#ask")
+    page.wait_for_function(
+        "n => document.querySelectorAll('#chatbot .answer:not(.pending)').length >= n", arg=turns, timeout=60_000)
+
+
+def _last_answer(page: Any) -> str:
+    return page.locator("#chatbot .answer:not(.pending)").last.inner_text()
+
+
+def test_chat_shows_answer_markers_highlighted_quotes_and_titles(server: str, browser: Any, shots: Path) -> None:
+    question = _dev_questions(1)[0]
+    api = httpx.post(f"{server}/api/ask", json={"question": question}, timeout=60).json()
+    assert api["quotes"], "the dev question should be answerable"
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{server}/")
+    _ask_in_page(page, question, 1)
+    page.wait_for_selector("#sources mark")
+    shown = _last_answer(page)
+    assert api["text"].split(" [")[0] in shown and "[1]" in shown
+    assert api["mode"] in shown
+    sources = page.inner_text("#sources")
+    for quote in api["quotes"]:
+        assert quote["title"] in sources
+    marks = page.locator("#sources mark").all_inner_texts()
+    assert [" ".join(m.split()) for m in marks] == [" ".join(q["text"].split()) for q in api["quotes"]]
+    page.click("#articles")  # open the article list for the screenshot
+    page.screenshot(path=str(shots / "chat.png"), full_page=True)
+
+    # clicking a source opens the whole article with the quote highlighted
+    with page.context.expect_page() as opened:
+        page.locator("#sources a.source-title").first.click()
+    article = opened.value
+    article.wait_for_load_state()
+    assert " ".join(article.inner_text("mark#quote").split()) == " ".join(api["quotes"][0]["text"].split())
+    article.close()
+
+    # a follow-up uses the earlier turn; start over forgets it
+    follow = "Where is it?"
+    expected = httpx.post(f"{server}/api/ask", json={"question": follow, "history": [question]}, timeout=60).json()
+    _ask_in_page(page, follow, 2)
+    assert expected["text"].split(" [")[0] in _last_answer(page)
+    page.click("#start-over")
+    page.wait_for_function("() => document.querySelectorAll('#chatbot .answer').length === 0", timeout=30_000)
+    assert "appear here" in page.inner_text("#sources")
+    page.close()
+
+
+def test_bad_questions_get_a_clear_message_in_the_chat(server: str, browser: Any) -> None:
+    page = browser.new_page()
+    page.goto(f"{server}/")
+    _ask_in_page(page, "", 1)
+    assert "the question is empty" in _last_answer(page)
+    _ask_in_page(page, "why " * 600, 2)
+    assert "too long" in _last_answer(page)
+    assert "Traceback" not in page.content()
+    page.close()
+
+
+def test_article_markup_shows_as_text(server: str, browser: Any, shots: Path) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{server}/")
+    page.click("#articles")
+    _ask_in_page(page, XSS_QUESTION, 1)
+    page.wait_for_selector("#sources .source")
+    text = page.inner_text("body")
+    assert "<script>window.__xss = 1</script>" in text or '<img src=x onerror="window.__xss = 2">' in text
+    assert page.evaluate("() => window.__xss") is None
+    assert page.locator("#sources img, #chatbot img[src='x'], #articles script").count() == 0
+    page.screenshot(path=str(shots / "chat-xss.png"), full_page=True)
+    page.close()
+
+
+def test_widget_fits_360px_without_header(server: str, browser: Any, shots: Path) -> None:
+    question = _dev_questions(2)[1]
+    api = httpx.post(f"{server}/api/ask", json={"question": question}, timeout=60).json()
+    page = browser.new_page(viewport={"width": 360, "height": 720})
+    page.goto(f"{server}/widget/")
+    assert "Ask the news articles" not in page.inner_text("body")
+    _ask_in_page(page, question, 1)
+    page.wait_for_selector("#sources .source")
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 360
+    sources = page.inner_text("#sources")
+    for quote in api["quotes"] or api["related"]:
+        assert quote["title"] in sources
+    assert page.locator("#sources mark").count() == len(api["quotes"] or api["related"])
+    page.screenshot(path=str(shots / "widget.png"), full_page=True)
+    page.close()
+
+
+def test_widget_in_an_iframe_behind_a_proxy_with_a_token(guarded: tuple[str, str], browser: Any, shots: Path) -> None:
+    _, proxied = guarded
+    page = browser.new_page(viewport={"width": 420, "height": 800})
+    refused = page.goto(f"{proxied}/widget/")
+    assert refused.status == 401 and "401" in page.inner_text("body")
+    # the wiki page is served by the app's own origin here ('self' may always frame it)
+    page.goto(f"{proxied}/api/health")
+    page.set_content(f'<h3>Wiki page</h3><iframe id="w" src="{proxied}/widget/?token={TOKEN}" width="360" height="700"></iframe>')
+    frame = page.frame_locator("#w")
+    frame.locator("#question textarea").fill(XSS_QUESTION)
+    frame.locator("#ask").click()
+    frame.locator("#sources .source").first.wait_for(timeout=60_000)
+    assert frame.locator("#sources mark").count() >= 1
+    href = frame.locator("#sources a.source-title").first.get_attribute("href")
+    assert href.startswith("/rag/article/")
+    page.screenshot(path=str(shots / "widget-iframe.png"), full_page=True)
+    page.close()
