@@ -19,9 +19,9 @@ MAX_HISTORY = 50  # earlier turns kept for follow-ups; the library only looks at
 
 # Shown as clickable examples when the app serves the bundled articles; other corpora get generic ones.
 BUNDLED_EXAMPLES = (
-    "In which Russian region are the North Korean troops fighting?",
-    "How many North Korean soldiers were killed or wounded?",
-    "Who is the leader of North Korea?",
+    "How many North Korean troops were sent to Russia?",
+    "Who warned about the integration of North Korean troops on the front lines?",
+    "What is the capital of Australia?",
 )
 GENERIC_EXAMPLES = (
     "What are the articles about?",
