@@ -27,14 +27,18 @@ def make_settings(articles: Path, index: Path, **changes: object) -> Settings:
     return load_settings(config_file=None, environ={}, articles_dir=articles, index_dir=index, **changes)
 
 
-@pytest.fixture(scope="session")
-def bundled_settings(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Settings:
-    """A copy of the bundled articles and a real index of them, built once per session."""
-    root = tmp_path_factory.mktemp("bundled")
-    shutil.copytree(BUNDLED, root / "articles")
+def indexed_copy(source: Path, root: Path, embedder: Embedder) -> Settings:
+    """Copy the articles in `source` under `root` and build a real index of them there."""
+    shutil.copytree(source, root / "articles")
     settings = make_settings(root / "articles", root / "index")
     build_index(settings, embedder)
     return settings
+
+
+@pytest.fixture(scope="session")
+def bundled_settings(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Settings:
+    """A copy of the bundled articles and a real index of them, built once per session."""
+    return indexed_copy(BUNDLED, tmp_path_factory.mktemp("bundled"), embedder)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -17,21 +16,16 @@ from hypothesis import strategies as st
 from rag.config import PROJECT_ROOT
 from rag.embed import Embedder
 from rag.errors import QuestionError
-from rag.index import build_index
 from rag.pipeline import Assistant
 from rag.types import Answer
-from tests.conftest import DEV_QUESTIONS, make_settings
+from tests.conftest import DEV_QUESTIONS, indexed_copy
 
 HARBOUR = PROJECT_ROOT / "tests" / "data" / "harbour"
 
 
 @pytest.fixture(scope="module")
 def harbour(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Assistant:
-    root = tmp_path_factory.mktemp("harbour")
-    shutil.copytree(HARBOUR, root / "articles")
-    settings = make_settings(root / "articles", root / "index")
-    build_index(settings, embedder)
-    return Assistant(settings)
+    return Assistant(indexed_copy(HARBOUR, tmp_path_factory.mktemp("harbour"), embedder))
 
 
 def check_invariants(assistant: Assistant, answer: Answer) -> None:
