@@ -109,7 +109,8 @@ def build_ui(service: Service, base: str = "", compact: bool = False) -> gr.Bloc
                 if compact:  # the widget is one narrow column: sources go under the chat
                     sources = gr.HTML(render.render_sources(None, service.article, base), elem_id="sources")
                 else:
-                    gr.Examples(examples=[[q] for q in service.examples], inputs=[box], label="Examples")
+                    if service.examples:
+                        gr.Examples(examples=[[q] for q in service.examples], inputs=[box], label="Examples")
             if not compact:
                 with gr.Column(scale=2, min_width=280):
                     sources = gr.HTML(render.render_sources(None, service.article, base), elem_id="sources")

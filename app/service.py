@@ -17,16 +17,12 @@ from rag.types import Answer, Article
 
 MAX_HISTORY = 50  # earlier turns kept for follow-ups; the library only looks at the latest few anyway
 
-# Shown as clickable examples when the app serves the bundled articles; other corpora get generic ones.
+# Shown as clickable examples when the app serves the bundled articles; other corpora get questions made
+# from their short titles (a generic "What are the articles about?" is not something quotes can answer).
 BUNDLED_EXAMPLES = (
     "How many North Korean troops were sent to Russia?",
     "Who warned about the integration of North Korean troops on the front lines?",
     "What is the capital of Australia?",
-)
-GENERIC_EXAMPLES = (
-    "What are the articles about?",
-    "Who is quoted in the articles?",
-    "What numbers do the articles report?",
 )
 
 
@@ -56,4 +52,8 @@ class Service:
     @property
     def examples(self) -> tuple[str, ...]:
         bundled = self.settings.articles_dir.resolve() == (PROJECT_ROOT / "articles").resolve()
-        return BUNDLED_EXAMPLES if bundled else GENERIC_EXAMPLES
+        if bundled:
+            return BUNDLED_EXAMPLES
+        titles = [self.assistant.index.manifest.get("articles", {}).get(i, {}).get("title", "") for i in self.assistant.index.article_ids()]
+        short = [t for t in titles if t and not t.endswith("…") and 2 <= len(t.split()) <= 9]
+        return tuple(f"What do the articles say about {t.rstrip('.?!')}?" for t in short[:3])
