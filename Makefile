@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= app,dev
+EXTRAS ?= app,dev,llm
 
 .PHONY: install chat test lint clean
 

@@ -31,3 +31,11 @@ class EmbeddingModelError(RagError):
 
 class QuestionError(RagError):
     """The question cannot be answered as asked (empty, too long, control characters...)."""
+
+
+class LlmError(RagError):
+    """The language model cannot be loaded or reached as configured (the answer falls back when it fails later)."""
+
+
+class PromptError(RagError):
+    """A prompt template is missing or names a variable that was not given."""
