@@ -136,6 +136,10 @@ def _sentences(text: str) -> list[str]:
     return [text[a:b].strip() for a, b in zip(cuts, cuts[1:], strict=False) if text[a:b].strip()]
 
 
+def _short(text: str, limit: int = 90) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def _tidy(text: str) -> str:
     return re.sub(r"\s+([.,;:!?])", r"\1", re.sub(r"[ \t]{2,}", " ", text)).strip()
 
@@ -204,7 +208,7 @@ def guard(text: str, passages: Sequence[Passage]) -> Guarded:
                     flags.append(f"repaired a misquote to the passage's words: “{inner}” → “{span.text}”")
             if span is None:
                 report["quotes_removed"] += 1
-                flags.append(f"removed a sentence whose quote is in no passage: “{inner}”")
+                flags.append(f"removed a sentence whose quote is in no passage: “{_short(inner)}”")
                 dropped = True
                 break
             if span.index not in cited:
@@ -224,7 +228,7 @@ def guard(text: str, passages: Sequence[Passage]) -> Guarded:
                 share, quoted = _best_sentence(claim, passages[index], index)
                 if claim and share < CITED_MIN:
                     report["markers_removed"] += 1
-                    flags.append(f"removed citation [{index + 1}]: that passage does not support “{body.strip()}”")
+                    flags.append(f"removed citation [{index + 1}]: that passage does not support “{_short(body)}”")
                     continue
             n = number_of(quoted)
             if n not in evidence:
@@ -236,7 +240,7 @@ def guard(text: str, passages: Sequence[Passage]) -> Guarded:
             covered = set().union(*(terms(p.chunk.text) for p in passages)) if passages else set()
             if len(claim & covered) / len(claim) < UNCITED_MIN:
                 report["sentences_flagged"] += 1
-                flags.append(f"not supported by the articles: “{body}”")
+                flags.append(f"not supported by the articles: “{_short(body)}”")
         if evidence:
             marks = "".join(f"[{n}]" for n in evidence)
             tail = re.search(r"[.!?]+$", body)
