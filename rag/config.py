@@ -24,6 +24,8 @@ _ROOT_PATH = re.compile(r"(/[A-Za-z0-9._~-]+)+")
 MIN_TOKEN_CHARS = 16
 _TOKEN = re.compile(r"[A-Za-z0-9._~+/=-]+")  # base64 / URL-safe: fits a header, a cookie and a query string
 
+ANSWER_MODES = ("extractive", "llm")
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -44,6 +46,16 @@ class Settings:
     allowed_origins: str = ""  # space- or comma-separated origins allowed to embed the widget and call the API
     api_token: str = field(default="", repr=False)  # RAG_API_TOKEN; kept out of repr so logs never show it
 
+    # The optional language-model answer mode (rag/llm.py); "extractive" needs none of these.
+    answer_mode: str = "extractive"
+    llm_base_url: str = ""  # an OpenAI-compatible server: vLLM, llama.cpp server, Ollama, a hosted API
+    llm_model: str = ""
+    llm_api_key: str = field(default="", repr=False)  # never printed
+    llm_path: str = ""  # or a local model run in-process: a GGUF file or a transformers model folder
+    llm_timeout: int = 60  # seconds per generation
+    llm_max_tokens: int = 120
+    llm_passages: int = 3  # how many of the retrieved passages the model is shown
+
     def __post_init__(self) -> None:
         for name in ("embed_batch_size", "chunk_max_chars", "top_k", "max_quotes", "max_question_chars"):
             value = getattr(self, name)
@@ -55,6 +67,12 @@ class Settings:
             raise SettingsError(f"chunk_overlap must be a whole number from 0 to 5, got {self.chunk_overlap!r}")
         if self.top_k > 200:
             raise SettingsError(f"top_k must be at most 200, got {self.top_k}")
+        for name in ("llm_timeout", "llm_max_tokens", "llm_passages"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise SettingsError(f"{name} must be a positive whole number, got {value!r}")
+        if self.answer_mode not in ANSWER_MODES:
+            raise SettingsError(f"answer_mode must be one of {', '.join(ANSWER_MODES)}, got {self.answer_mode!r}")
         if not str(self.embed_model).strip():
             raise SettingsError("embed_model must not be empty")
         self._check_web()

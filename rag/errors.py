@@ -35,3 +35,11 @@ class QuestionError(RagError):
 
 class EvalError(RagError):
     """A question file or an evaluation report cannot be read; the message names the file and the line."""
+
+
+class LlmError(RagError):
+    """The language model cannot be loaded or reached as configured (the answer falls back when it fails later)."""
+
+
+class PromptError(RagError):
+    """A prompt template is missing or names a variable that was not given."""

@@ -11,9 +11,9 @@ import time
 from collections.abc import Sequence
 
 from rag.answer import Answerer
-from rag.config import Settings
+from rag.config import ANSWER_MODES, Settings
 from rag.embed import Embedder
-from rag.errors import QuestionError
+from rag.errors import LlmError, QuestionError, SettingsError
 from rag.extract import warm_up
 from rag.index import Index, Progress, open_index
 from rag.question import analyse
@@ -33,11 +33,19 @@ class Assistant:
         self.index: Index = open_index(settings, self.embedder, progress)
         self.retriever = Retriever(self.index, self.embedder, settings.top_k)
         self.answerer = Answerer(self.index.doc_freq, self.index.num_chunks, settings.max_quotes)
+        self._llm = None  # rag.llm.LlmAnswerer, built on first use of the llm answer mode
 
-    def ask(self, question: str, history: Sequence[str] = ()) -> Answer:
-        """Answer `question`; `history` holds the earlier user turns of the same chat, oldest first."""
+    def ask(self, question: str, history: Sequence[str] = (), mode: str | None = None) -> Answer:
+        """Answer `question`; `history` holds the earlier user turns of the same chat, oldest first.
+
+        `mode` ("extractive" or "llm") overrides `settings.answer_mode` for this question."""
         started = time.perf_counter()
+        mode = mode or self.settings.answer_mode
+        if mode not in ANSWER_MODES:
+            raise SettingsError(f"answer mode must be one of {', '.join(ANSWER_MODES)}, got {mode!r}")
         query = analyse(question, history, self.settings.max_question_chars)
+        if mode == "llm" and history:
+            query = self._condensed(query, question, history)
         if not any(self.index.doc_freq(w) for w in words(query.resolved)) and not any(c.isascii() and c.isalnum() for c in query.question):
             raise QuestionError(
                 "the question shares no words or script with the articles; ask it in the articles' language"
@@ -46,15 +54,35 @@ class Assistant:
         passages = self.retriever.retrieve(query.resolved)
         answered_at = time.perf_counter()
         answer = self.answerer.answer(query, passages)
+        if mode == "llm":  # the extractive answer is the fallback should the model fail or its answer not check out
+            answer = self.llm_answerer().answer(query.resolved, passages, answer)
         answer = self._verified(answer)
         done = time.perf_counter()
         timings = {
+            **answer.timings,
             "analyse_ms": round((retrieved_at - started) * 1000, 2),
             "retrieve_ms": round((answered_at - retrieved_at) * 1000, 2),
             "answer_ms": round((done - answered_at) * 1000, 2),
             "total_ms": round((done - started) * 1000, 2),
         }
         return dataclasses.replace(answer, timings=timings)
+
+    def llm_answerer(self):  # -> rag.llm.LlmAnswerer
+        """The language-model answerer, loaded once (a local model takes seconds to load)."""
+        if self._llm is None:
+            from rag.llm import LlmAnswerer
+
+            self._llm = LlmAnswerer(self.settings)
+        return self._llm
+
+    def _condensed(self, query, question: str, history: Sequence[str]):  # Query -> Query
+        """Let the model rewrite a follow-up as a standalone question; keep the rule-based reading if it cannot."""
+        answerer = self.llm_answerer()  # a configuration error is the user's to fix: it is not swallowed here
+        try:
+            rewritten = analyse(answerer.condense(question, history), (), self.settings.max_question_chars)
+        except (LlmError, QuestionError):
+            return query
+        return dataclasses.replace(rewritten, question=question, is_followup=True)
 
     def _verified(self, answer: Answer) -> Answer:
         """Drop any quote that is not, character for character, its article's text at its offsets."""

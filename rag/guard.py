@@ -1,0 +1,249 @@
+"""The citation guard: checks a language model's answer against the numbered passages it was given.
+
+A pure function from (generated text, passages) to a verified result, so it is tested without any model:
+- every [n] must name a passage that was given and share words with it; otherwise the marker is removed;
+- every quoted span must be a verbatim span of the cited passage, up to whitespace and quote style; a near
+  miss that is clearly the same words is repaired to the passage's real span, anything else is removed
+  together with its sentence and flagged;
+- a sentence without a citation whose words the passages do not cover is flagged;
+- each surviving marker is renumbered to point at a `Quote` (the verified quote of that sentence, or the
+  passage sentence that best supports it), so the LLM answer carries quotes exactly like the extractive one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from rapidfuzz import fuzz
+
+from rag.text import terms
+from rag.types import Passage, Quote
+
+REPAIR_MIN = 85.0  # rapidfuzz ratio of a misquote to the real span for it to count as "the same sentence"
+REPAIR_MIN_CHARS = 12  # shorter quotes are too short to call anything "clearly the same"
+CITED_MIN = 0.3  # share of a cited sentence's content words its passage must contain
+UNCITED_MIN = 0.5  # share of an uncited sentence's content words the passages together must contain
+
+_MARKER = re.compile(r"\[\s*(?:(?:passage|source)\s*)?(\d+(?:\s*[,;]\s*(?:(?:passage|source)\s*)?\d+)*)\s*\]", re.IGNORECASE)
+_QUOTE = re.compile(r"[\"“„«]([^\"“”„«»\n]{1,800}?)[\"”»]")
+_SENTENCE_END = re.compile(r"[.!?]+[\"”’)]*(?:\s*\[[^\]\n]{1,40}\])*\s+|\n+")
+_QUOTE_STYLE = str.maketrans({"“": '"', "”": '"', "„": '"', "«": '"', "»": '"', "‘": "'", "’": "'", "‚": "'", "`": "'"})
+_EDGE = " \t\n.,;:!?"
+
+
+@dataclass(frozen=True, slots=True)
+class Guarded:
+    """The checked answer: text with renumbered markers, its quotes, counts, and what was flagged."""
+
+    text: str
+    quotes: tuple[Quote, ...]
+    report: dict[str, int] = field(default_factory=dict)
+    flags: tuple[str, ...] = ()
+
+    @property
+    def failed(self) -> bool:
+        """Nothing verifiable survived: the caller should fall back to the extractive answer."""
+        return not self.quotes or not self.text.strip()
+
+
+@dataclass(frozen=True, slots=True)
+class _Span:
+    """A verified span of passage `index` (0-based), offsets relative to its chunk text."""
+
+    index: int
+    start: int
+    end: int
+    text: str
+
+
+def _normalise(text: str) -> tuple[str, list[int]]:
+    """`text` with whitespace runs folded to one space and curly quotes made straight, and each
+    normalised character's index in `text`, so a match in the normalised text maps back to offsets."""
+    out: list[str] = []
+    where: list[int] = []
+    for i, char in enumerate(text.translate(_QUOTE_STYLE)):
+        if char.isspace():
+            if not out or out[-1] == " ":
+                continue
+            char = " "
+        out.append(char)
+        where.append(i)
+    return "".join(out), where
+
+
+def _find_verbatim(quote: str, passage: Passage, index: int) -> _Span | None:
+    needle, _ = _normalise(quote)
+    hay, where = _normalise(passage.chunk.text)
+    at = hay.find(needle) if needle else -1
+    if at < 0:
+        return None
+    start, end = where[at], where[at + len(needle) - 1] + 1
+    return _Span(index, start, end, passage.chunk.text[start:end])
+
+
+def _find_repair(quote: str, passage: Passage, index: int) -> tuple[float, _Span] | None:
+    """The passage span closest to a misquote, snapped to whole words, with its similarity."""
+    needle, _ = _normalise(quote)
+    if len(needle) < REPAIR_MIN_CHARS:
+        return None
+    text = passage.chunk.text
+    hay, where = _normalise(text)
+    align = fuzz.partial_ratio_alignment(needle.lower(), hay.lower())
+    if align is None or align.dest_end <= align.dest_start:
+        return None
+    start, end = where[align.dest_start], where[align.dest_end - 1] + 1
+    while start > 0 and text[start - 1].isalnum():
+        start -= 1
+    while end < len(text) and text[end].isalnum():
+        end += 1
+    span = text[start:end].strip(_EDGE)
+    if not span:
+        return None
+    start = text.index(span, start)
+    score = fuzz.ratio(needle.lower(), _normalise(span)[0].lower())
+    return score, _Span(index, start, start + len(span), span)
+
+
+def _best_sentence(claim: set[str], passage: Passage, index: int) -> tuple[float, _Span]:
+    """The passage sentence sharing most content words with the claim, and the share it covers."""
+    chunk = passage.chunk
+    spans = [(s - chunk.start, e - chunk.start) for s, e in chunk.sentences] or [(0, len(chunk.text))]
+    best: tuple[float, _Span] | None = None
+    for s, e in spans:
+        text = chunk.text[s:e]
+        stripped = text.strip()
+        if not stripped:
+            continue
+        s += text.index(stripped)
+        share = len(claim & set(terms(stripped))) / len(claim) if claim else 0.0
+        if best is None or share > best[0]:
+            best = (share, _Span(index, s, s + len(stripped), stripped))
+    if best is None:
+        return 0.0, _Span(index, 0, len(chunk.text), chunk.text)
+    return best
+
+
+def _sentences(text: str) -> list[str]:
+    """Split generated text into sentences, never inside a quotation and keeping trailing markers."""
+    inside = [(m.start(), m.end()) for m in _QUOTE.finditer(text)]
+    cuts = [0]
+    for m in _SENTENCE_END.finditer(text):
+        if not any(s < m.start() < e and m.end() < e for s, e in inside):  # not a full stop inside a quote
+            cuts.append(m.end())
+    cuts.append(len(text))
+    return [text[a:b].strip() for a, b in zip(cuts, cuts[1:], strict=False) if text[a:b].strip()]
+
+
+def _short(text: str, limit: int = 90) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _tidy(text: str) -> str:
+    return re.sub(r"\s+([.,;:!?])", r"\1", re.sub(r"[ \t]{2,}", " ", text)).strip()
+
+
+def _markers(sentence: str, count: int) -> tuple[list[int], int, int]:
+    """0-based passage indexes cited in the sentence (in order, once each), markers seen, markers invalid."""
+    cited: list[int] = []
+    seen = bad = 0
+    for m in _MARKER.finditer(sentence):
+        for number in re.findall(r"\d+", m.group(1)):
+            seen += 1
+            n = int(number)
+            if 1 <= n <= count:
+                if n - 1 not in cited:
+                    cited.append(n - 1)
+            else:
+                bad += 1
+    return cited, seen, bad
+
+
+def guard(text: str, passages: Sequence[Passage]) -> Guarded:
+    """Check `text` (a model's answer citing `passages` as [1]..[len]) and return only what holds up."""
+    report = dict.fromkeys(
+        ("markers_checked", "markers_repaired", "markers_removed", "quotes_checked", "quotes_verbatim",
+         "quotes_repaired", "quotes_removed", "sentences_removed", "sentences_flagged"), 0
+    )
+    flags: list[str] = []
+    numbers: dict[tuple[str, int, int], int] = {}
+    quotes: list[Quote] = []
+    out: list[str] = []
+
+    def number_of(span: _Span) -> int:
+        passage = passages[span.index]
+        key = (passage.chunk.article_id, passage.chunk.start + span.start, passage.chunk.start + span.end)
+        if key not in numbers:
+            numbers[key] = len(numbers) + 1
+            quotes.append(Quote(numbers[key], key[0], passage.title, key[1], key[2], span.text))
+        return numbers[key]
+
+    for sentence in _sentences(text):
+        cited, seen, bad = _markers(sentence, len(passages))
+        report["markers_checked"] += seen
+        report["markers_removed"] += bad
+        if bad:
+            flags.append(f"removed {bad} citation marker(s) that point at no passage")
+        body = _tidy(_MARKER.sub("", sentence))
+        claim = set(terms(body))
+        # Check the quotations first: a sentence with a made-up quote is dropped whole.
+        checked: list[tuple[re.Match[str], _Span]] = []
+        dropped = False
+        for m in _QUOTE.finditer(body):
+            inner = m.group(1).strip(_EDGE)
+            if not inner:
+                continue
+            report["quotes_checked"] += 1
+            order = cited + [i for i in range(len(passages)) if i not in cited]
+            span = next((s for i in order if (s := _find_verbatim(inner, passages[i], i))), None)
+            if span is not None:
+                report["quotes_verbatim"] += 1
+            else:
+                tries = [r for i in order if (r := _find_repair(inner, passages[i], i))]
+                best = max(tries, key=lambda r: r[0], default=None)
+                if best is not None and best[0] >= REPAIR_MIN:
+                    span = best[1]
+                    report["quotes_repaired"] += 1
+                    flags.append(f"repaired a misquote to the passage's words: “{inner}” → “{span.text}”")
+            if span is None:
+                report["quotes_removed"] += 1
+                flags.append(f"removed a sentence whose quote is in no passage: “{_short(inner)}”")
+                dropped = True
+                break
+            if span.index not in cited:
+                report["markers_repaired"] += 1
+                cited.append(span.index)
+            checked.append((m, span))
+        if dropped:
+            report["sentences_removed"] += 1
+            report["markers_removed"] += len(cited)
+            continue
+        # Each cited passage must share words with the sentence; its evidence is the sentence's quote from
+        # that passage, else the passage sentence that best supports the claim.
+        evidence: list[int] = []
+        for index in cited:
+            quoted = next((s for _, s in checked if s.index == index), None)
+            if quoted is None:
+                share, quoted = _best_sentence(claim, passages[index], index)
+                if claim and share < CITED_MIN:
+                    report["markers_removed"] += 1
+                    flags.append(f"removed citation [{index + 1}]: that passage does not support “{_short(body)}”")
+                    continue
+            n = number_of(quoted)
+            if n not in evidence:
+                evidence.append(n)
+        for m, span in reversed(checked):  # the passage's own words replace the model's, edge punctuation kept
+            at = m.start(1) + len(m.group(1)) - len(m.group(1).lstrip(_EDGE))
+            body = body[:at] + span.text + body[at + len(m.group(1).strip(_EDGE)):]
+        if not evidence and claim:
+            covered = set().union(*(terms(p.chunk.text) for p in passages)) if passages else set()
+            if len(claim & covered) / len(claim) < UNCITED_MIN:
+                report["sentences_flagged"] += 1
+                flags.append(f"not supported by the articles: “{_short(body)}”")
+        if evidence:
+            marks = "".join(f"[{n}]" for n in evidence)
+            tail = re.search(r"[.!?]+$", body)
+            body = f"{body[: tail.start()]} {marks}{tail.group()}" if tail else f"{body} {marks}"
+        out.append(body)
+    return Guarded(" ".join(out).strip(), tuple(quotes), report, tuple(flags))

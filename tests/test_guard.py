@@ -1,0 +1,130 @@
+"""The citation guard on hand-written answers: a pure function, so no model is needed here."""
+
+from __future__ import annotations
+
+import re
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rag.guard import guard
+from rag.types import Chunk, Passage
+
+ARTICLE_A = (
+    "Officials spoke on Monday. Ryder said that approximately 30 soldiers were killed in the attack. "
+    "The troops are  fighting in the Kursk region, close to the border."
+)
+ARTICLE_B = "Kim Jong-un met the envoy in Pyongyang on Tuesday. He praised the “brave” troops at a ceremony."
+ARTICLES = {"a": ARTICLE_A, "b": ARTICLE_B}
+
+
+def passage(article_id: str, start_sentence: int, rank: int) -> Passage:
+    """A chunk of whole sentences from `start_sentence` on, with offsets that reproduce the article text."""
+    text = ARTICLES[article_id]
+    spans = [(m.start(), m.end()) for m in re.finditer(r"[^.]+\.", text)]
+    spans = [(s + (len(text[s:e]) - len(text[s:e].lstrip())), e) for s, e in spans][start_sentence:]
+    start, end = spans[0][0], spans[-1][1]
+    return Passage(Chunk(f"{article_id}:{start}", article_id, text[start:end], start, end, tuple(spans)), article_id.upper(), 1.0, rank)
+
+
+PASSAGES = [passage("a", 1, 1), passage("b", 0, 2)]
+
+
+def assert_consistent(result) -> None:
+    """Quotes are verbatim at their offsets and every marker in the text names one of them."""
+    numbers = {q.n for q in result.quotes}
+    for q in result.quotes:
+        assert ARTICLES[q.article_id][q.start : q.end] == q.text
+    for marker in re.findall(r"\[(\d+)\]", result.text):
+        assert int(marker) in numbers
+
+
+def test_a_marker_that_points_nowhere_is_removed() -> None:
+    result = guard("Kim met the envoy in Pyongyang [2][7]. About 30 soldiers were killed [0].", PASSAGES)
+    assert "[7]" not in result.text and "[0]" not in result.text
+    assert result.report["markers_checked"] == 3
+    assert result.report["markers_removed"] == 2
+    assert [q.article_id for q in result.quotes] == ["b"]
+    assert_consistent(result)
+
+
+def test_an_exact_quote_is_kept_with_its_offsets() -> None:
+    result = guard('Ryder said "approximately 30 soldiers were killed" [1].', PASSAGES)
+    assert result.report["quotes_verbatim"] == 1
+    (quote,) = result.quotes
+    assert quote.text == "approximately 30 soldiers were killed"
+    assert '"approximately 30 soldiers were killed" [1]' in result.text or "killed\" [1]" in result.text
+    assert_consistent(result)
+
+
+def test_whitespace_and_quote_style_are_forgiven_but_the_article_text_is_returned() -> None:
+    result = guard('They are "fighting in the Kursk region" [1]. He praised the "brave" troops [2].', PASSAGES)
+    assert result.report["quotes_verbatim"] == 2 and result.report["quotes_repaired"] == 0
+    assert "fighting in the Kursk region" in {q.text for q in result.quotes}
+    assert_consistent(result)
+
+
+def test_a_near_miss_quote_is_repaired_to_the_real_span() -> None:
+    result = guard('Ryder said "about 30 soldier were killed in the attack" [1].', PASSAGES)
+    assert result.report["quotes_repaired"] == 1 and result.report["quotes_removed"] == 0
+    (quote,) = result.quotes
+    assert quote.text == "approximately 30 soldiers were killed in the attack"
+    assert quote.text in result.text and "about 30 soldier " not in result.text
+    assert_consistent(result)
+
+
+def test_an_invented_quote_is_removed_with_its_sentence() -> None:
+    result = guard('Ryder said "the moon is made of green cheese" [1]. The troops fight in the Kursk region [1].', PASSAGES)
+    assert result.report["quotes_removed"] == 1 and result.report["sentences_removed"] == 1
+    assert "cheese" not in result.text and "Kursk" in result.text
+    assert any("cheese" in flag for flag in result.flags)
+    assert_consistent(result)
+
+
+def test_a_quote_cited_to_the_wrong_passage_is_re_cited() -> None:
+    result = guard('Kim Jong-un "met the envoy in Pyongyang" [1].', PASSAGES)
+    assert result.report["markers_repaired"] == 1
+    (quote,) = result.quotes
+    assert quote.article_id == "b"
+    assert_consistent(result)
+
+
+def test_an_uncited_unsupported_sentence_is_flagged() -> None:
+    result = guard("The troops fight in the Kursk region [1]. Bananas grow on distant planets.", PASSAGES)
+    assert result.report["sentences_flagged"] == 1
+    assert any("Bananas" in flag for flag in result.flags)
+    assert not result.failed
+
+
+def test_a_citation_of_an_unrelated_passage_is_removed() -> None:
+    result = guard("Bananas grow on distant planets [2].", PASSAGES)
+    assert result.report["markers_removed"] == 1
+    assert result.failed  # nothing verifiable is left: the caller falls back to the extractive answer
+
+
+def test_an_answer_without_citations_fails_the_guard() -> None:
+    assert guard("The articles do not say.", PASSAGES).failed
+    assert guard("", PASSAGES).failed
+
+
+def test_a_full_stop_inside_a_quote_does_not_split_the_sentence() -> None:
+    result = guard("He said “Kim Jong-un met the envoy in Pyongyang on Tuesday.” [2] That was all.", PASSAGES)
+    assert result.report["quotes_verbatim"] == 1
+    assert result.text.startswith("He said “Kim Jong-un met the envoy in Pyongyang on Tuesday.” [1]")
+    assert_consistent(result)
+
+
+FRAGMENTS = [
+    "The troops fight in the Kursk region", '"approximately 30 soldiers were killed"', '"about 30 soldier were killed"',
+    '"the envoy in  Pyongyang"', '"moon cheese invented"', "Kim met the envoy", "[1]", "[2]", "[3]", "[0]", "[1, 2]",
+    ".", ". ", "\n", "“brave”", "Bananas", " ",
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(FRAGMENTS), max_size=14))
+def test_any_answer_yields_verbatim_quotes_and_valid_markers(parts: list[str]) -> None:
+    result = guard(" ".join(parts), PASSAGES)
+    assert_consistent(result)
+    report = result.report
+    assert report["quotes_verbatim"] + report["quotes_repaired"] + report["quotes_removed"] == report["quotes_checked"]
