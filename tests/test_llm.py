@@ -1,18 +1,17 @@
 """The LLM answer mode over the OpenAI-compatible protocol, plus prompts and settings.
 
-No real model server can be installed here, so `ChatServer` below is a small HTTP server of our own that speaks
-the OpenAI chat-completions protocol (the one stand-in this feature allows). Its replies are built from the
-passages it is sent, so nothing depends on a known question; the client is llama-index's real `OpenAILike`.
+No real model server can be installed here, so tests/llm_support.py holds a small HTTP server of our own that
+speaks the OpenAI chat-completions protocol, streamed or not (the one stand-in this feature allows). Its replies
+are built from the passages it is sent, so nothing depends on a known question; the client is llama-index's real
+`OpenAILike`.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import threading
-import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 from click.testing import CliRunner
@@ -22,62 +21,15 @@ from rag.config import Settings, load_settings
 from rag.errors import LlmError, PromptError, SettingsError
 from rag.llm import Prompt, build_llm, load_prompt
 from rag.pipeline import Assistant
+from tests.llm_support import model_server, url_of
 
 QUESTION = "In which region are the North Korean troops fighting?"
 
 
-def first_sentence_reply(user: str) -> str:
-    """Quote the first sentence of passage [1] exactly, misquote passage [2], and cite a passage that was not given."""
-    passages = dict(re.findall(r"^\[(\d+)\] \([^)]*\) (.+)$", user, re.MULTILINE))
-    first = re.split(r"(?<=[.!?])\s", passages["1"])[0].rstrip(".")
-    second = re.split(r"(?<=[.!?])\s", passages.get("2", passages["1"]))[0].rstrip(".").split()
-    misquote = " ".join(second[:3] + ["zzz"] + second[4:]) if len(second) > 6 else " ".join(second)
-    return f'The article says "{first}" [1]. Another says "{misquote}" [2]. A third claim [9].'
-
-
-class Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args: object) -> None:  # keep test output clean
-        pass
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})  # type: ignore[attr-defined]
-        model = body["model"]
-        if model == "slow":
-            time.sleep(3)
-        if model == "garbage":
-            return self._send(b"this is not json {")
-        user = next(m["content"] for m in body["messages"] if m["role"] == "user")
-        if model == "no-choices":
-            return self._send(json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": model}).encode())
-        content = first_sentence_reply(user) if model == "echo" else "I think it is somewhere in Europe."
-        reply = {
-            "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-        }
-        self._send(json.dumps(reply).encode())
-
-    def _send(self, data: bytes) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        try:
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):  # the client gave up waiting (the timeout test)
-            pass
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[ThreadingHTTPServer]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.requests = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
+    with model_server() as httpd:
+        yield httpd
 
 
 def llm_assistant(base: Settings, embedder, url: str, model: str, **changes: object) -> Assistant:
@@ -85,10 +37,6 @@ def llm_assistant(base: Settings, embedder, url: str, model: str, **changes: obj
     assistant = Assistant(settings)
     assistant.embedder = assistant.retriever.embedder = embedder
     return assistant
-
-
-def url_of(server: ThreadingHTTPServer) -> str:
-    return f"http://127.0.0.1:{server.server_address[1]}/v1"
 
 
 def test_a_guarded_answer_from_an_openai_compatible_server(server, bundled_settings, embedder) -> None:
