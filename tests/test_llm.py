@@ -133,3 +133,80 @@ def test_prompt_templates_fill_and_refuse_a_missing_variable(tmp_path) -> None:
         load_prompt("nope", tmp_path)
     with pytest.raises(PromptError, match="bad placeholder"):
         Prompt("x", "cost: $").fill()
+
+
+# ---------------------------------------------------------------- streaming: verified sentences as they arrive
+
+QUOTED = re.compile(r"[\"“]([^\"“”]+)[\"”]")
+
+
+def assert_only_verified(assistant: Assistant, answer) -> None:
+    """Every quote is its article's text at its offsets, every [n] names one, every quoted span is article text."""
+    assert all(assistant.verify(q) for q in answer.quotes)
+    assert {int(n) for n in re.findall(r"\[(\d+)\]", answer.text)} <= {q.n for q in answer.quotes}
+    texts = [assistant.index.article(i).text for i in assistant.index.article_ids()]
+    for inner in QUOTED.findall(answer.text):
+        assert any(" ".join(inner.split()).strip(" .,;:!?") in " ".join(t.split()) for t in texts), inner
+
+
+def test_a_multi_sentence_reply_streams_drafts_then_the_final_answer(server, bundled_settings, embedder) -> None:
+    assistant = llm_assistant(bundled_settings, embedder, url_of(server), "echo")
+    events = list(assistant.ask_stream(QUESTION))
+    assert server.requests[-1]["body"].get("stream") is True  # llama-index asked for Server-Sent Events
+    assert len(events) > 1 and [e.final for e in events] == [False] * (len(events) - 1) + [True]
+    final = events[-1].answer
+    assert final.mode == "llm"
+    for draft in (e.answer for e in events[:-1]):
+        assert draft.mode == "llm" and draft.quotes
+        assert final.text.startswith(draft.text)  # what was shown is never taken back
+        assert final.quotes[: len(draft.quotes)] == draft.quotes
+        assert_only_verified(assistant, draft)
+    texts = [e.answer.text for e in events]
+    assert texts == sorted(texts, key=len) and len(set(texts[:-1])) == len(texts) - 1
+
+
+def test_the_final_event_is_what_ask_returns(server, bundled_settings, embedder) -> None:
+    for model in ("echo", "liar", "uncited"):
+        assistant = llm_assistant(bundled_settings, embedder, url_of(server), model)
+        streamed = list(assistant.ask_stream(QUESTION))[-1].answer
+        asked = assistant.ask(QUESTION)
+        assert {**streamed.to_dict(), "timings": None} == {**asked.to_dict(), "timings": None}, model
+
+
+def test_an_invented_quote_and_a_bad_marker_mid_stream_are_never_shown(server, bundled_settings, embedder) -> None:
+    assistant = llm_assistant(bundled_settings, embedder, url_of(server), "liar")
+    events = list(assistant.ask_stream(QUESTION))
+    final = events[-1].answer
+    assert final.mode == "llm" and final.guard["quotes_removed"] == 1 and final.guard["markers_removed"] >= 1
+    assert len(events) > 1
+    for event in events:
+        assert "elephants" not in event.answer.text and "[7]" not in event.answer.text
+        assert_only_verified(assistant, event.answer)
+    # the true quote after the invented one still arrives, in a later draft than the first
+    assert final.text.count("[") >= 2 and events[0].answer.text != final.text
+
+
+@pytest.mark.parametrize(
+    ("model", "why"),
+    [("slow", "did not answer within 1 s"), ("trickle", "did not answer within 1 s"),
+     ("garbage", "language model failed"), ("no-choices", "language model failed"),
+     ("broken-stream", "language model failed")],
+)
+def test_a_failing_stream_ends_with_the_extractive_answer(server, bundled_settings, embedder, model: str, why: str) -> None:
+    assistant = llm_assistant(bundled_settings, embedder, url_of(server), model)
+    events = list(assistant.ask_stream(QUESTION))
+    final = events[-1].answer
+    assert events[-1].final and final.mode == "extractive"
+    assert any(why in note for note in final.notes), final.notes
+    extractive = assistant.ask(QUESTION, mode="extractive")
+    assert final.text == extractive.text and final.quotes == extractive.quotes
+    for draft in (e.answer for e in events[:-1]):  # anything shown before the failure was verified
+        assert_only_verified(assistant, draft)
+
+
+def test_extractive_mode_streams_just_the_final_answer(bundled_settings, embedder) -> None:
+    assistant = Assistant(bundled_settings)
+    assistant.embedder = assistant.retriever.embedder = embedder
+    events = list(assistant.ask_stream(QUESTION))
+    assert len(events) == 1 and events[0].final
+    assert {**events[0].answer.to_dict(), "timings": None} == {**assistant.ask(QUESTION).to_dict(), "timings": None}
