@@ -1,6 +1,8 @@
 """The Gradio pages: the full chat at `/` and the compact widget at `/widget`.
 
-Each handler is one `Service.ask` call plus rendering from app/render.py. The chat log holds HTML we
+Each handler is one `Service.ask` (or `Service.ask_stream`) call plus rendering from app/render.py. The chat
+handler is a generator: "Searching the articles…" first, then, for a language model's answer, each draft of
+verified sentences as it arrives (with its sources), then the final answer. The chat log holds HTML we
 rendered (escaped) ourselves; the earlier user questions for follow-ups live in a separate `gr.State`.
 """
 
@@ -35,6 +37,7 @@ CSS = """
 .notice.abstain{background:#eef1f4;border:1px solid #d0d7de;font-weight:600}
 .answer.error{color:#a40e26}
 .answer.pending{color:#57606a;font-style:italic}
+.answer .note.writing{font-style:italic}
 .answer .note{font-size:.8rem;color:#57606a}
 .sources{font-size:.93rem;line-height:1.5}
 .sources-head,.articles-head{font-weight:600;margin:.1em 0 .5em;color:#24292f}
@@ -53,30 +56,43 @@ Chat = list[dict[str, Any]]
 
 
 def _respond(service: Service, base: str, message: str, chat: Chat | None, history: list[str] | None) -> Iterator[tuple]:
-    """One turn: show the question, then the answer (or a clear message), the sources, the updated history."""
+    """One turn: show the question, then the answer as it is written (or a clear message), the sources, the history."""
     chat = list(chat or [])
     history = list(history or [])
+    drafted = False
     try:
         if message.strip():
             chat.append({"role": "user", "content": render.render_user(message)})
             yield chat + [{"role": "assistant", "content": render.render_pending()}], gr.skip(), "", history
-        answer = service.ask(message, history)
+        for event in service.ask_stream(message, history):
+            if event.final:
+                answer = event.answer
+                break
+            drafted = True
+            bubble = {"role": "assistant", "content": render.render_answer(event.answer, streaming=True)}
+            yield chat + [bubble], render.render_sources(event.answer, service.article, base), gr.skip(), gr.skip()
+        else:  # the library always ends with a final event; this is a bug if reached
+            raise RuntimeError("the answer stream ended without a final answer")
     except QuestionError as exc:
         chat.append({"role": "assistant", "content": render.render_error(str(exc))})
         yield chat, gr.skip(), message if message.strip() else "", history
         return
     except RagError as exc:
         chat.append({"role": "assistant", "content": render.render_error(str(exc))})
-        yield chat, gr.skip(), message, history
+        yield chat, _no_sources(service, base) if drafted else gr.skip(), message, history
         return
     except Exception:  # a bug: log it, tell the user plainly, never show a traceback
         log.exception("answering %r failed", message[:200])
         chat.append({"role": "assistant", "content": render.render_error("internal error; the server log has details")})
-        yield chat, gr.skip(), message, history
+        yield chat, _no_sources(service, base) if drafted else gr.skip(), message, history
         return
     chat.append({"role": "assistant", "content": render.render_answer(answer)})
     sources = render.render_sources(answer, service.article, base)
     yield chat, sources, "", history + [message]
+
+
+def _no_sources(service: Service, base: str) -> str:
+    return render.render_sources(None, service.article, base)
 
 
 def _api_ask(service: Service, question: str, history: list[str] | None = None) -> dict[str, Any]:

@@ -51,13 +51,16 @@ def render_pending() -> str:
     return '<div class="answer pending">Searching the articles…</div>'
 
 
-def render_answer(answer: Answer, partial_text: str | None = None) -> str:
+def render_answer(answer: Answer, partial_text: str | None = None, streaming: bool = False) -> str:
     """The assistant's turn: the answer with its [n] markers, a notice for disagreement or no answer, the mode.
 
-    `partial_text` is the text so far while a language model streams it.
+    `partial_text` replaces the answer's text. `streaming` marks a draft of a language model's answer (only
+    sentences that passed the citation guard): it is shown without notes, with a line saying more may follow.
     """
     text = answer.text if partial_text is None else partial_text
     classes = "answer abstained" if answer.abstained else "answer"
+    if streaming:
+        classes += " streaming"
     parts = [f'<div class="{classes}">']
     if answer.abstained:
         parts.append('<div class="notice abstain">The articles don\'t say.</div>')
@@ -71,8 +74,11 @@ def render_answer(answer: Answer, partial_text: str | None = None) -> str:
             )
             parts.append(f"<li>{escape(conflict.about)}: {claims}</li>")
         parts.append("</ul></div>")
-    for note in answer.notes:
-        parts.append(f'<div class="note">{escape(note)}</div>')
+    if streaming:
+        parts.append('<div class="note writing">writing… each sentence appears once its citations are checked</div>')
+    else:
+        for note in answer.notes:
+            parts.append(f'<div class="note">{escape(note)}</div>')
     parts.append(f'<div class="answer-foot"><span class="mode" title="how this answer was made">{escape(answer.mode)}</span></div>')
     parts.append("</div>")
     return "".join(parts)

@@ -3,16 +3,20 @@
 Questions are answered one at a time behind a lock: the embedding model, FAISS and BM25 are not all
 documented as thread-safe, and on a small CPU running them in parallel buys nothing (torch already uses
 every core for one query). The lock keeps 20 concurrent users correct; they simply queue for a few ms each.
+
+A streamed answer is produced by a worker thread that holds the lock for the whole answer and hands each step
+over a queue: a page closed mid-answer then cannot leave the lock held by a half-read generator.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from rag.config import PROJECT_ROOT, Settings
-from rag.pipeline import Assistant
+from rag.pipeline import Assistant, StreamEvent
 from rag.types import Answer, Article
 
 MAX_HISTORY = 50  # earlier turns kept for follow-ups; the library only looks at the latest few anyway
@@ -37,6 +41,27 @@ class Service:
     def ask(self, question: str, history: Sequence[str] = ()) -> Answer:
         with self._lock:
             return self.assistant.ask(question, tuple(history)[-MAX_HISTORY:])
+
+    def ask_stream(self, question: str, history: Sequence[str] = ()) -> Iterator[StreamEvent]:
+        """`Assistant.ask_stream` under the lock: drafts of a language model's answer, then the final answer.
+        An error (a bad question included) is raised here, in the caller's thread."""
+        steps: queue.Queue[StreamEvent | BaseException | None] = queue.Queue()
+
+        def work() -> None:
+            try:
+                with self._lock:
+                    for event in self.assistant.ask_stream(question, tuple(history)[-MAX_HISTORY:]):
+                        steps.put(event)
+            except BaseException as exc:  # handed to the caller, who reports it
+                steps.put(exc)
+            finally:
+                steps.put(None)
+
+        threading.Thread(target=work, name="answer-stream", daemon=True).start()
+        while (step := steps.get()) is not None:
+            if isinstance(step, BaseException):
+                raise step
+            yield step
 
     def article(self, article_id: str) -> Article | None:
         return self.assistant.index.article(article_id)

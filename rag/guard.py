@@ -247,3 +247,41 @@ def guard(text: str, passages: Sequence[Passage]) -> Guarded:
             body = f"{body[: tail.start()]} {marks}{tail.group()}" if tail else f"{body} {marks}"
         out.append(body)
     return Guarded(" ".join(out).strip(), tuple(quotes), report, tuple(flags))
+
+
+# ---------------------------------------------------------------- streaming: which sentences are final
+# A streamed answer is guarded sentence by sentence, and the guard above splits with `_sentences`. To show a
+# sentence early and still match what `guard` later does with the whole text, we must know which cuts can no
+# longer move however the text goes on: a regex attempt whose outcome depends on characters not yet received
+# is one whose remaining text is still a possible beginning of a match. These patterns accept every such
+# beginning (a superset is fine: it only delays a sentence).
+_PARTIAL_END = re.compile(r"[.!?]+[\"”’)]*(?:\s*\[[^\]\n]{1,40}\])*\s*(?:\[[^\]\n]{0,40})?|\n+")
+_PARTIAL_QUOTE = re.compile(r"[\"“„«][^\"“”„«»\n]{0,800}")
+_QUOTE_CHARS = "\"“”„«»"
+
+
+def settled_end(text: str) -> int:
+    """The offset in a growing `text` up to which its sentences are final.
+
+    `_sentences(text[:end])` equals the first sentences of `_sentences(text + anything)`, so
+    `guard(text[:end], passages)` is, sentence for sentence, the start of the guard's result for the whole
+    answer. A sentence is final once the text after it has begun a new sentence (or a stream has ended).
+    """
+    # The first place where the sentence-end pattern might still match differently.
+    open_end = next(
+        (p for p, char in enumerate(text) if char in ".!?\n" and _PARTIAL_END.fullmatch(text, p)), len(text)
+    )
+    quotes = [(m.start(), m.end()) for m in _QUOTE.finditer(text)]
+    # A quotation still open: only the last quote character can start one, unless a finished quotation ends there.
+    open_quote = len(text)
+    last = max((text.rfind(c) for c in _QUOTE_CHARS), default=-1)
+    if last >= 0 and not any(s <= last < e for s, e in quotes) and _PARTIAL_QUOTE.fullmatch(text, last):
+        open_quote = last
+    limit = min(open_end, open_quote)
+    end = 0
+    for m in _SENTENCE_END.finditer(text):
+        if m.start() >= limit:
+            break
+        if not any(s < m.start() < e and m.end() < e for s, e in quotes):
+            end = m.end()
+    return end

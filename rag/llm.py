@@ -5,6 +5,10 @@ OpenAI-compatible server (vLLM, llama.cpp's server, Ollama, a hosted API) and `H
 run in-process from a GGUF file or a transformers folder. Whatever the model writes goes through
 `rag.guard.guard` before it reaches anyone; when the model fails (timeout, connection error, malformed reply)
 or nothing it wrote survives the guard, the extractive answer is returned with a note saying why.
+
+The reply is read with llama-index's `stream_chat`, so a chat can show the answer while it is written; what
+is shown early is only ever the guard's result for the sentences that are already complete (see
+`LlmAnswerer.answer_stream`). The one-shot `answer` is the last step of the same stream.
 """
 
 from __future__ import annotations
@@ -15,14 +19,14 @@ import re
 import string
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rag.config import PROJECT_ROOT, Settings
 from rag.errors import LlmError, PromptError
-from rag.guard import guard
+from rag.guard import Guarded, guard, settled_end
 from rag.text import words
 from rag.types import Answer, Passage
 
@@ -121,6 +125,8 @@ def _local_llm(path: Path, max_tokens: int, timeout: int) -> Any:
 def describe_failure(exc: BaseException, settings: Settings) -> str:
     """Why the model gave no answer, in words a user can act on (never the API key)."""
     name = type(exc).__name__
+    if isinstance(exc, LlmError):
+        return str(exc)
     if "Timeout" in name:
         return f"the language model did not answer within {settings.llm_timeout} s"
     if "Connection" in name or "Connect" in name:
@@ -150,6 +156,29 @@ class LlmAnswerer:
             raise LlmError("the language model's reply had no text")
         return content
 
+    def generate_stream(self, user: str) -> Iterator[str]:
+        """The model's reply so far, growing chunk by chunk (llama-index's `stream_chat` on either kind of model).
+
+        A server's `llm_timeout` bounds each wait for bytes (the HTTP client's read timeout); here it also bounds
+        the whole reply, which a server trickling tokens would otherwise stretch without limit. An in-process
+        model is bounded by transformers' own `max_time` instead, which ends generation with what it has.
+        """
+        from llama_index.core.llms import ChatMessage
+
+        messages = [ChatMessage(role="system", content=self.system.fill()), ChatMessage(role="user", content=user)]
+        deadline = time.monotonic() + self.settings.llm_timeout if self.settings.llm_base_url else None
+        text = ""
+        with self._lock:
+            for response in self.llm.stream_chat(messages):
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimeoutError(f"no complete reply within {self.settings.llm_timeout} s")
+                delta = response.delta
+                if isinstance(delta, str) and delta:
+                    text += delta
+                    yield text
+        if not text:
+            raise LlmError("the language model failed: its reply had no text")
+
     def condense(self, question: str, history: Sequence[str]) -> str:
         """A standalone version of a follow-up question; raises LlmError when the model's rewrite is unusable."""
         user = self.condense_prompt.fill(history="\n".join(f"- {h}" for h in history), question=question)
@@ -166,13 +195,33 @@ class LlmAnswerer:
 
     def answer(self, question: str, passages: Sequence[Passage], fallback: Answer) -> Answer:
         """The guarded model answer to `question`, or `fallback` (the extractive answer) with a note why not."""
+        return final_of(self.answer_stream(question, passages, fallback))
+
+    def answer_stream(self, question: str, passages: Sequence[Passage], fallback: Answer) -> Generator[Answer, None, Answer]:
+        """Yield drafts of the guarded answer while the model writes; return the final answer (`answer`'s result).
+
+        A draft is the guard's result for the sentences that are complete so far (`settled_end`), exactly what
+        the guard makes of them in the whole reply, so a draft's text is always the start of the final text and
+        holds only checked markers and verified quotes. A draft is yielded only when it grew and has a quote.
+        If the model then fails, or nothing in the whole reply survives, the final answer is still the
+        extractive fallback: the drafts are replaced, never merged with it.
+        """
         shown = tuple(passages[: self.settings.llm_passages])
         if not shown:
             return _fall_back(fallback, "no passages were found to give the language model")
         user = self.prompt.fill(passages=format_passages(shown), question=question)
         started = time.perf_counter()
+        text, settled, drafted = "", 0, ""
         try:
-            text = self.generate(user)
+            for text in self.generate_stream(user):
+                end = settled_end(text)
+                if end <= settled:
+                    continue
+                settled = end
+                draft = guard(text[:end], shown)
+                if not draft.failed and draft.text != drafted:
+                    drafted = draft.text
+                    yield _as_llm_answer(fallback, draft, notes=())
         except Exception as exc:  # timeout, connection, server or decoding error: the user still gets an answer
             return _fall_back(fallback, describe_failure(exc, self.settings))
         generate_ms = round((time.perf_counter() - started) * 1000, 2)
@@ -183,18 +232,31 @@ class LlmAnswerer:
             return dataclasses.replace(
                 shown_instead, guard=checked.report, timings=timings, notes=(*shown_instead.notes, *checked.flags)
             )
-        return dataclasses.replace(
-            fallback,
-            text=checked.text,
-            quotes=checked.quotes,
-            abstained=False,
-            conflicts=(),  # the extractive conflicts point at the extractive quote numbers
-            related=(),
-            mode="llm",
-            guard=checked.report,
-            timings=timings,
-            notes=(summary(checked.report), *checked.flags),
-        )
+        final = _as_llm_answer(fallback, checked, notes=(summary(checked.report), *checked.flags))
+        return dataclasses.replace(final, timings=timings)
+
+
+def _as_llm_answer(fallback: Answer, checked: Guarded, notes: tuple[str, ...]) -> Answer:
+    return dataclasses.replace(
+        fallback,
+        text=checked.text,
+        quotes=checked.quotes,
+        abstained=False,
+        conflicts=(),  # the extractive conflicts point at the extractive quote numbers
+        related=(),
+        mode="llm",
+        guard=checked.report,
+        notes=notes,
+    )
+
+
+def final_of(steps: Generator[Any, None, Any]) -> Any:
+    """Run a generator of drafts to its end and give back what it returns (the final result)."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            return stop.value
 
 
 def summary(report: dict[str, int]) -> str:

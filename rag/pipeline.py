@@ -1,6 +1,7 @@
 """The assistant: one object that holds the loaded index and model and answers questions.
 
-Every face (CLI, API, chat, evaluator) calls `Assistant.ask`, so they all get the same `Answer`.
+Every face (CLI, API, chat, evaluator) calls `Assistant.ask`, so they all get the same `Answer`. The chat calls
+`Assistant.ask_stream` to show a language model's answer while it is written; `ask` is its last event.
 """
 
 from __future__ import annotations
@@ -8,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Generator, Iterator, Sequence
+from dataclasses import dataclass
 
 from rag.answer import Answerer
 from rag.config import ANSWER_MODES, Settings
@@ -20,6 +22,18 @@ from rag.question import analyse
 from rag.retrieve import Retriever
 from rag.text import words
 from rag.types import Answer, Quote
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEvent:
+    """One step of `Assistant.ask_stream`. A draft (`final` false) holds only guard-verified sentences and their
+    quotes; the final event's answer is what `Assistant.ask` returns.
+
+    (It belongs with the other shared types in rag/types.py; it sits here until that file is free to edit.)
+    """
+
+    answer: Answer
+    final: bool = False
 
 
 class Assistant:
@@ -39,6 +53,14 @@ class Assistant:
         """Answer `question`; `history` holds the earlier user turns of the same chat, oldest first.
 
         `mode` ("extractive" or "llm") overrides `settings.answer_mode` for this question."""
+        *_, last = self.ask_stream(question, history, mode)
+        return last.answer
+
+    def ask_stream(self, question: str, history: Sequence[str] = (), mode: str | None = None) -> Iterator[StreamEvent]:
+        """Answer `question` step by step: in llm mode, drafts as the model's sentences pass the citation guard,
+        then the final answer (`final=True`, always the last event). In extractive mode only the final answer.
+
+        A bad question raises (QuestionError, SettingsError) on the first step, before anything is yielded."""
         started = time.perf_counter()
         mode = mode or self.settings.answer_mode
         if mode not in ANSWER_MODES:
@@ -55,7 +77,7 @@ class Assistant:
         answered_at = time.perf_counter()
         answer = self.answerer.answer(query, passages)
         if mode == "llm":  # the extractive answer is the fallback should the model fail or its answer not check out
-            answer = self.llm_answerer().answer(query.resolved, passages, answer)
+            answer = yield from self._drafts(self.llm_answerer().answer_stream(query.resolved, passages, answer))
         answer = self._verified(answer)
         done = time.perf_counter()
         timings = {
@@ -65,7 +87,16 @@ class Assistant:
             "answer_ms": round((done - answered_at) * 1000, 2),
             "total_ms": round((done - started) * 1000, 2),
         }
-        return dataclasses.replace(answer, timings=timings)
+        yield StreamEvent(dataclasses.replace(answer, timings=timings), final=True)
+
+    def _drafts(self, steps: Generator[Answer, None, Answer]) -> Generator[StreamEvent, None, Answer]:
+        """Pass on the model's drafts as events (with the same verbatim check as the final answer); return the final."""
+        while True:
+            try:
+                draft = next(steps)
+            except StopIteration as stop:
+                return stop.value
+            yield StreamEvent(self._verified(draft))
 
     def llm_answerer(self):  # -> rag.llm.LlmAnswerer
         """The language-model answerer, loaded once (a local model takes seconds to load)."""

@@ -60,6 +60,7 @@ def test_every_article_and_user_text_is_escaped() -> None:
     answer = Answer(question=EVIL, text=f"{EVIL} [1]", quotes=(quote,), conflicts=(Conflict(EVIL, (Claim(EVIL, (1,)),)),), notes=(EVIL,), mode=EVIL)
     pieces = [
         render.render_answer(answer),
+        render.render_answer(answer, streaming=True),
         render.render_sources(answer, {article.id: article}.get),
         render.render_user(EVIL),
         render.render_error(EVIL),
@@ -118,3 +119,14 @@ def test_article_page_highlights_only_a_valid_span() -> None:
 def test_short_date() -> None:
     assert render.short_date("2025-01-31T14:05:09+00:00") == "2025-01-31 14:05 UTC"
     assert render.short_date(None) == "unknown"
+
+
+def test_a_streaming_draft_is_marked_and_keeps_its_notes_for_the_final_answer() -> None:
+    article = _article()
+    quote = _quote(article, "Boats returned.")
+    answer = Answer(question="q", text="Boats came back [1].", quotes=(quote,), mode="llm", notes=("citation guard: 1 marker",))
+    draft = render.render_answer(answer, streaming=True)
+    assert 'class="answer streaming"' in draft and "writing…" in draft and "citation guard" not in draft
+    assert '<span class="marker">[1]</span>' in draft and ">llm<" in draft
+    final = render.render_answer(answer)
+    assert "streaming" not in final and "writing…" not in final and "citation guard: 1 marker" in final

@@ -20,6 +20,7 @@ import pytest
 
 from tests.app_support import CHROMIUM, PYTHON, ROOT, TOKEN, clean_env, launch_chromium, rag_server, reverse_proxy
 from tests.conftest import BUNDLED, DEV_QUESTIONS
+from tests.llm_support import model_server, url_of
 
 ORIGIN = "https://wiki.example.org"
 XSS_TITLE = "<script>window.__xss = 1</script>Quillfeather lighthouse keepers strike"
@@ -203,11 +204,11 @@ def _ask_in_page(page: Any, question: str, turns: int) -> None:
     page.fill("#question textarea", question)
     page.click("#ask")
     page.wait_for_function(
-        "n => document.querySelectorAll('#chatbot .answer:not(.pending)').length >= n", arg=turns, timeout=60_000)
+        "n => document.querySelectorAll('#chatbot .answer:not(.pending):not(.streaming)').length >= n", arg=turns, timeout=60_000)
 
 
 def _last_answer(page: Any) -> str:
-    return page.locator("#chatbot .answer:not(.pending)").last.inner_text()
+    return page.locator("#chatbot .answer:not(.pending):not(.streaming)").last.inner_text()
 
 
 def test_chat_shows_answer_markers_highlighted_quotes_and_titles(server: str, browser: Any, shots: Path) -> None:
@@ -306,4 +307,42 @@ def test_widget_in_an_iframe_behind_a_proxy_with_a_token(guarded: tuple[str, str
     href = frame.locator("#sources a.source-title").first.get_attribute("href")
     assert href.startswith("/rag/article/")
     page.screenshot(path=str(shots / "widget-iframe.png"), full_page=True)
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def llm_served(corpus: Path, server: str) -> Any:
+    """`rag serve` in llm mode against the stand-in model server of tests/llm_support.py (no real model server
+    can be installed here), model "gated": it streams its first sentence and a word of the next, then waits for
+    the test to open `gate`, so the page's intermediate state is observed without relying on timing."""
+    with model_server() as stand_in:
+        env = {"RAG_ANSWER_MODE": "llm", "RAG_LLM_BASE_URL": url_of(stand_in), "RAG_LLM_MODEL": "gated", "RAG_LLM_TIMEOUT": "90"}
+        with rag_server(corpus / "articles", corpus / "index", corpus, "llm", **env) as url:
+            yield url, stand_in
+
+
+def test_chat_shows_a_language_model_answer_sentence_by_sentence(llm_served: tuple[str, Any], browser: Any, shots: Path) -> None:
+    url, stand_in = llm_served
+    question = _dev_questions(1)[0]
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{url}/")
+    page.fill("#question textarea", question)
+    page.click("#ask")
+    try:
+        page.wait_for_selector("#chatbot .answer.streaming", timeout=60_000)
+        draft = page.locator("#chatbot .answer.streaming").last.inner_text()
+        page.wait_for_selector("#sources mark", timeout=30_000)
+        draft_marks = page.locator("#sources mark").count()
+        assert page.locator("#chatbot .answer:not(.pending):not(.streaming)").count() == 0
+        page.screenshot(path=str(shots / "chat-streaming.png"), full_page=True)
+    finally:
+        stand_in.gate.set()  # let the model finish
+    assert "[1]" in draft and "writing" in draft and "Another says" not in draft
+    assert draft_marks == 1  # the sources of the one verified sentence so far
+    _ask_in_page(page, question, 1)
+    final = _last_answer(page)
+    api = httpx.post(f"{url}/api/ask", json={"question": question}, timeout=120).json()
+    assert api["mode"] == "llm" and api["text"].split(" [")[0] in final and "writing" not in final
+    assert draft.split(" [")[0] in final  # the sentence shown early is the start of the final answer
+    assert page.locator("#sources mark").count() == len(api["quotes"])
     page.close()

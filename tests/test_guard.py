@@ -128,3 +128,51 @@ def test_any_answer_yields_verbatim_quotes_and_valid_markers(parts: list[str]) -
     assert_consistent(result)
     report = result.report
     assert report["quotes_verbatim"] + report["quotes_repaired"] + report["quotes_removed"] == report["quotes_checked"]
+
+
+# ---------------------------------------------------------------- streaming: sentences are final once settled
+
+STREAM_FRAGMENTS = [
+    *FRAGMENTS, '"', "“", "”", "«", "»", "[", "]", "[x", "!", "?", "...", "e.g.", "3.5", 'he said "Kim met him.', '"',
+    "“Kim Jong-un met the envoy in Pyongyang on Tuesday.”", "[2] That", "\n\n", ")", "’",
+]
+
+
+def _stream_prefixes(text: str, cuts: list[int]) -> list[str]:
+    points = sorted({min(c, len(text)) for c in cuts} | {len(text)})
+    return [text[:p] for p in points]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(STREAM_FRAGMENTS), max_size=16), st.lists(st.integers(0, 400), max_size=12), st.booleans())
+def test_settled_sentences_never_change_as_the_text_grows(parts: list[str], cuts: list[int], spaced: bool) -> None:
+    """Whatever arrives later, the sentences before `settled_end` are the whole text's first sentences, and the
+    guard's result for them is the start of its result for the whole text."""
+    from rag.guard import _sentences, settled_end
+
+    full = (" " if spaced else "").join(parts)
+    whole = _sentences(full)
+    final = guard(full, PASSAGES)
+    shown = ""
+    for prefix in _stream_prefixes(full, cuts):
+        end = settled_end(prefix)
+        settled = _sentences(prefix[:end])
+        assert settled == whole[: len(settled)], (prefix, end)
+        partial = guard(prefix[:end], PASSAGES)
+        assert final.text.startswith(partial.text)
+        assert final.quotes[: len(partial.quotes)] == partial.quotes
+        assert partial.text.startswith(shown)  # what was shown is never taken back
+        shown = partial.text
+
+
+def test_a_sentence_is_settled_once_the_next_one_begins() -> None:
+    from rag.guard import settled_end
+
+    assert settled_end("Kim met the envoy [2].") == 0
+    assert settled_end("Kim met the envoy [2]. ") == 0  # a marker may still follow the full stop
+    assert settled_end("Kim met the envoy. [2") == 0
+    text = "Kim met the envoy [2]. He"
+    assert text[: settled_end(text)].strip() == "Kim met the envoy [2]."
+    quoted = 'He said "Kim met him. He'  # a full stop inside a quotation that is still open
+    assert settled_end(quoted) == 0
+    assert settled_end(quoted + ' left" [2]. Then') == len(quoted + ' left" [2]. ')

@@ -1,18 +1,17 @@
 """The LLM answer mode over the OpenAI-compatible protocol, plus prompts and settings.
 
-No real model server can be installed here, so `ChatServer` below is a small HTTP server of our own that speaks
-the OpenAI chat-completions protocol (the one stand-in this feature allows). Its replies are built from the
-passages it is sent, so nothing depends on a known question; the client is llama-index's real `OpenAILike`.
+No real model server can be installed here, so tests/llm_support.py holds a small HTTP server of our own that
+speaks the OpenAI chat-completions protocol, streamed or not (the one stand-in this feature allows). Its replies
+are built from the passages it is sent, so nothing depends on a known question; the client is llama-index's real
+`OpenAILike`.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import threading
-import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 from click.testing import CliRunner
@@ -22,62 +21,15 @@ from rag.config import Settings, load_settings
 from rag.errors import LlmError, PromptError, SettingsError
 from rag.llm import Prompt, build_llm, load_prompt
 from rag.pipeline import Assistant
+from tests.llm_support import model_server, url_of
 
 QUESTION = "In which region are the North Korean troops fighting?"
 
 
-def first_sentence_reply(user: str) -> str:
-    """Quote the first sentence of passage [1] exactly, misquote passage [2], and cite a passage that was not given."""
-    passages = dict(re.findall(r"^\[(\d+)\] \([^)]*\) (.+)$", user, re.MULTILINE))
-    first = re.split(r"(?<=[.!?])\s", passages["1"])[0].rstrip(".")
-    second = re.split(r"(?<=[.!?])\s", passages.get("2", passages["1"]))[0].rstrip(".").split()
-    misquote = " ".join(second[:3] + ["zzz"] + second[4:]) if len(second) > 6 else " ".join(second)
-    return f'The article says "{first}" [1]. Another says "{misquote}" [2]. A third claim [9].'
-
-
-class Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args: object) -> None:  # keep test output clean
-        pass
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})  # type: ignore[attr-defined]
-        model = body["model"]
-        if model == "slow":
-            time.sleep(3)
-        if model == "garbage":
-            return self._send(b"this is not json {")
-        user = next(m["content"] for m in body["messages"] if m["role"] == "user")
-        if model == "no-choices":
-            return self._send(json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": model}).encode())
-        content = first_sentence_reply(user) if model == "echo" else "I think it is somewhere in Europe."
-        reply = {
-            "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-        }
-        self._send(json.dumps(reply).encode())
-
-    def _send(self, data: bytes) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        try:
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):  # the client gave up waiting (the timeout test)
-            pass
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[ThreadingHTTPServer]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.requests = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
+    with model_server() as httpd:
+        yield httpd
 
 
 def llm_assistant(base: Settings, embedder, url: str, model: str, **changes: object) -> Assistant:
@@ -85,10 +37,6 @@ def llm_assistant(base: Settings, embedder, url: str, model: str, **changes: obj
     assistant = Assistant(settings)
     assistant.embedder = assistant.retriever.embedder = embedder
     return assistant
-
-
-def url_of(server: ThreadingHTTPServer) -> str:
-    return f"http://127.0.0.1:{server.server_address[1]}/v1"
 
 
 def test_a_guarded_answer_from_an_openai_compatible_server(server, bundled_settings, embedder) -> None:
@@ -185,3 +133,80 @@ def test_prompt_templates_fill_and_refuse_a_missing_variable(tmp_path) -> None:
         load_prompt("nope", tmp_path)
     with pytest.raises(PromptError, match="bad placeholder"):
         Prompt("x", "cost: $").fill()
+
+
+# ---------------------------------------------------------------- streaming: verified sentences as they arrive
+
+QUOTED = re.compile(r"[\"“]([^\"“”]+)[\"”]")
+
+
+def assert_only_verified(assistant: Assistant, answer) -> None:
+    """Every quote is its article's text at its offsets, every [n] names one, every quoted span is article text."""
+    assert all(assistant.verify(q) for q in answer.quotes)
+    assert {int(n) for n in re.findall(r"\[(\d+)\]", answer.text)} <= {q.n for q in answer.quotes}
+    texts = [assistant.index.article(i).text for i in assistant.index.article_ids()]
+    for inner in QUOTED.findall(answer.text):
+        assert any(" ".join(inner.split()).strip(" .,;:!?") in " ".join(t.split()) for t in texts), inner
+
+
+def test_a_multi_sentence_reply_streams_drafts_then_the_final_answer(server, bundled_settings, embedder) -> None:
+    assistant = llm_assistant(bundled_settings, embedder, url_of(server), "echo")
+    events = list(assistant.ask_stream(QUESTION))
+    assert server.requests[-1]["body"].get("stream") is True  # llama-index asked for Server-Sent Events
+    assert len(events) > 1 and [e.final for e in events] == [False] * (len(events) - 1) + [True]
+    final = events[-1].answer
+    assert final.mode == "llm"
+    for draft in (e.answer for e in events[:-1]):
+        assert draft.mode == "llm" and draft.quotes
+        assert final.text.startswith(draft.text)  # what was shown is never taken back
+        assert final.quotes[: len(draft.quotes)] == draft.quotes
+        assert_only_verified(assistant, draft)
+    texts = [e.answer.text for e in events]
+    assert texts == sorted(texts, key=len) and len(set(texts[:-1])) == len(texts) - 1
+
+
+def test_the_final_event_is_what_ask_returns(server, bundled_settings, embedder) -> None:
+    for model in ("echo", "liar", "uncited"):
+        assistant = llm_assistant(bundled_settings, embedder, url_of(server), model)
+        streamed = list(assistant.ask_stream(QUESTION))[-1].answer
+        asked = assistant.ask(QUESTION)
+        assert {**streamed.to_dict(), "timings": None} == {**asked.to_dict(), "timings": None}, model
+
+
+def test_an_invented_quote_and_a_bad_marker_mid_stream_are_never_shown(server, bundled_settings, embedder) -> None:
+    assistant = llm_assistant(bundled_settings, embedder, url_of(server), "liar")
+    events = list(assistant.ask_stream(QUESTION))
+    final = events[-1].answer
+    assert final.mode == "llm" and final.guard["quotes_removed"] == 1 and final.guard["markers_removed"] >= 1
+    assert len(events) > 1
+    for event in events:
+        assert "elephants" not in event.answer.text and "[7]" not in event.answer.text
+        assert_only_verified(assistant, event.answer)
+    # the true quote after the invented one still arrives, in a later draft than the first
+    assert final.text.count("[") >= 2 and events[0].answer.text != final.text
+
+
+@pytest.mark.parametrize(
+    ("model", "why"),
+    [("slow", "did not answer within 1 s"), ("trickle", "did not answer within 1 s"),
+     ("garbage", "language model failed"), ("no-choices", "language model failed"),
+     ("broken-stream", "language model failed")],
+)
+def test_a_failing_stream_ends_with_the_extractive_answer(server, bundled_settings, embedder, model: str, why: str) -> None:
+    assistant = llm_assistant(bundled_settings, embedder, url_of(server), model)
+    events = list(assistant.ask_stream(QUESTION))
+    final = events[-1].answer
+    assert events[-1].final and final.mode == "extractive"
+    assert any(why in note for note in final.notes), final.notes
+    extractive = assistant.ask(QUESTION, mode="extractive")
+    assert final.text == extractive.text and final.quotes == extractive.quotes
+    for draft in (e.answer for e in events[:-1]):  # anything shown before the failure was verified
+        assert_only_verified(assistant, draft)
+
+
+def test_extractive_mode_streams_just_the_final_answer(bundled_settings, embedder) -> None:
+    assistant = Assistant(bundled_settings)
+    assistant.embedder = assistant.retriever.embedder = embedder
+    events = list(assistant.ask_stream(QUESTION))
+    assert len(events) == 1 and events[0].final
+    assert {**events[0].answer.to_dict(), "timings": None} == {**assistant.ask(QUESTION).to_dict(), "timings": None}

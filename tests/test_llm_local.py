@@ -73,3 +73,15 @@ def test_a_follow_up_is_condensed_or_read_by_the_rules(local_assistant: Assistan
     answer = local_assistant.ask("Who confirmed it?", history=[first])
     assert answer.resolved_question
     assert all(local_assistant.verify(q) for q in answer.quotes)
+
+
+def test_a_real_model_streams_only_verified_sentences(local_assistant: Assistant) -> None:
+    """Through transformers' streamer: every draft is verified and starts the final answer, which ends the stream."""
+    events = list(local_assistant.ask_stream(questions(2)[1]))
+    assert events[-1].final and not any(e.final for e in events[:-1])
+    final = events[-1].answer
+    for draft in (e.answer for e in events[:-1]):
+        assert draft.mode == "llm" and all(local_assistant.verify(q) for q in draft.quotes)
+        assert {int(n) for n in re.findall(r"\[(\d+)\]", draft.text)} <= {q.n for q in draft.quotes}
+        if final.mode == "llm":
+            assert final.text.startswith(draft.text)
