@@ -16,8 +16,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from rag.config import PROJECT_ROOT, Settings
-from rag.pipeline import Assistant, StreamEvent
-from rag.types import Answer, Article
+from rag.pipeline import Assistant
+from rag.types import Answer, Article, StreamEvent
 
 MAX_HISTORY = 50  # earlier turns kept for follow-ups; the library only looks at the latest few anyway
 

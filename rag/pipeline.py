@@ -10,7 +10,6 @@ import dataclasses
 import threading
 import time
 from collections.abc import Generator, Iterator, Sequence
-from dataclasses import dataclass
 
 from rag.answer import Answerer
 from rag.config import ANSWER_MODES, Settings
@@ -21,19 +20,7 @@ from rag.index import Index, Progress, open_index
 from rag.question import analyse
 from rag.retrieve import Retriever
 from rag.text import words
-from rag.types import Answer, Quote
-
-
-@dataclass(frozen=True, slots=True)
-class StreamEvent:
-    """One step of `Assistant.ask_stream`. A draft (`final` false) holds only guard-verified sentences and their
-    quotes; the final event's answer is what `Assistant.ask` returns.
-
-    (It belongs with the other shared types in rag/types.py; it sits here until that file is free to edit.)
-    """
-
-    answer: Answer
-    final: bool = False
+from rag.types import Answer, Quote, StreamEvent
 
 
 class Assistant:

@@ -121,6 +121,15 @@ class Answer:
 
 
 @dataclass(frozen=True, slots=True)
+class StreamEvent:
+    """One step of `Assistant.ask_stream`. A draft (`final` false) holds only guard-verified sentences and their
+    quotes; the final event's answer is what `Assistant.ask` returns."""
+
+    answer: Answer
+    final: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Skipped:
     """A file (or a record in one) that ingest passed over, and why."""
 
