@@ -328,6 +328,18 @@ def eval_command(ctx: click.Context, questions_file: Path | None, json_out: Path
     if missed:
         _fail("threshold missed: " + "; ".join(missed), 1)
 
+def _check_port_free(host: str, port: int) -> None:
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise RagError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another with --port") from None
+
+
 @main.command()
 @click.option("--host", help="Address to listen on (default 127.0.0.1; 0.0.0.0 for all interfaces).")
 @click.option("--port", type=int, help="Port to listen on (default 7860).")
@@ -343,6 +355,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, root_path: str
     except ImportError as exc:
         raise RagError(f"the web app needs its extra packages ({exc.name}); install with: pip install -e '.[app]'") from None
     settings = _settings(ctx, host=host, port=port, root_path=root_path, articles_dir=articles_dir, index_dir=index_dir)
+    _check_port_free(settings.host, settings.port)  # before minutes of loading, not after
     assistant = _open_assistant(settings)
     shown = "localhost" if settings.host in ("0.0.0.0", "::") else settings.host
     click.echo(f"Serving {assistant.index.num_articles} articles at http://{shown}:{settings.port}{settings.root_path}/"

@@ -139,3 +139,14 @@ def test_bad_settings_file(tmp_path: Path, env: dict[str, str]) -> None:
     bad.write_text("top_k = [", encoding="utf-8")
     result = CliRunner().invoke(main, ["--config", str(bad), "ask", "Who?"], env=env)
     assert_clean_error(result, 2, "rag.toml")
+
+
+def test_serve_on_a_busy_port_says_so_before_loading(env: dict[str, str]) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(main, ["serve", "--port", str(port)], env=env)
+    assert_clean_error(result, 1, f"127.0.0.1:{port}", "--port")
