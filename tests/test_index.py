@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -52,14 +53,15 @@ def test_incremental_build_embeds_only_what_changed(tmp_path: Path, corpus: Path
     assert report.changed == (changed_path.name,)
     assert report.removed == (removed_path.name,)
     index = Index.load(settings.index_dir, settings)
-    new_sentences = index.manifest["articles"]["new.txt"]["sentences"]
-    changed_sentences = index.manifest["articles"][changed_path.name]["sentences"]
+    new_sentences = len(index.article_vectors("new.txt"))
+    changed_sentences = len(index.article_vectors(changed_path.name))
     assert report.embedded == new_sentences + changed_sentences
     assert removed_path.name not in index.article_ids()
     np.testing.assert_array_equal(index.article_vectors(unchanged_id), old_vectors)
     hits = Retriever(index, embedder, top_k=3).retrieve("Which river rose overnight?")
     assert hits[0].chunk.article_id == "new.txt"
-    assert len(list(settings.index_dir.glob("gen-*"))) == 1
+    live = {segment["name"] for segment in index.manifest["segments"]}
+    assert {p.name for p in settings.index_dir.glob("gen-*")} == live  # merged or replaced segments are gone
 
 
 def test_save_then_load_gives_the_same_results(tmp_path: Path, corpus: Path, embedder: Embedder) -> None:
@@ -130,25 +132,23 @@ def test_index_built_by_another_model_is_refused_with_a_rebuild_hint(tmp_path: P
 def test_index_of_another_format_version_is_refused(tmp_path: Path, corpus: Path, embedder: Embedder) -> None:
     settings = make_settings(corpus, tmp_path / "index")
     build_index(settings, embedder)
-    gen = next(settings.index_dir.glob("gen-*"))
-    manifest = json.loads((gen / "manifest.json").read_text())
-    manifest["format_version"] = 999
-    (gen / "manifest.json").write_text(json.dumps(manifest))
+    with sqlite3.connect(settings.index_dir / "catalog.sqlite") as db:
+        db.execute("UPDATE meta SET value = ? WHERE key = 'format_version'", (json.dumps(999),))
     with pytest.raises(IndexMismatchError, match="format version"):
         Index.load(settings.index_dir, settings)
 
 
-@pytest.mark.parametrize("damage", ["manifest", "vectors", "pointer", "rows"])
+@pytest.mark.parametrize("damage", ["catalog", "vectors", "segment", "rows"])
 def test_corrupt_index_is_reported_not_crashed(tmp_path: Path, corpus: Path, embedder: Embedder, damage: str) -> None:
     settings = make_settings(corpus, tmp_path / "index")
     build_index(settings, embedder)
     gen = next(settings.index_dir.glob("gen-*"))
-    if damage == "manifest":
-        (gen / "manifest.json").write_text("{broken")
+    if damage == "catalog":
+        (settings.index_dir / "catalog.sqlite").write_bytes(b"{broken" * 100)
     elif damage == "vectors":
         (gen / "vectors.faiss").write_bytes(b"not a faiss file")
-    elif damage == "pointer":
-        (settings.index_dir / "CURRENT").write_text("gen-000404")
+    elif damage == "segment":
+        shutil.rmtree(gen)
     else:
         np.save(gen / "sentences.npy", np.zeros((1, 3), dtype=np.int64))
     with pytest.raises(IndexCorruptError, match="rebuild"):
