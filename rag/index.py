@@ -286,7 +286,7 @@ def _embed_resumably(index_dir: Path, pending: list[_Pending], embedder: Embedde
         vectors = None
         if path.exists():
             with contextlib.suppress(OSError, ValueError):
-                vectors = np.load(path)
+                vectors = np.load(path, mmap_mode="r")
             if vectors is not None and vectors.shape[0] != len(texts):
                 vectors = None
             if vectors is not None:
@@ -305,6 +305,8 @@ def _embed_resumably(index_dir: Path, pending: list[_Pending], embedder: Embedde
             tmp = scratch / f"{key}.tmp.npy"
             np.save(tmp, vectors)
             os.replace(tmp, path)
+            # hold the batch as a file-backed map, so a large build does not keep every vector in RAM
+            vectors = np.load(path, mmap_mode="r")
         cursor = 0
         for i in batch:
             n = len(pending[i].spans)

@@ -66,8 +66,8 @@ def fsync_tree(path: Path) -> None:
 
 
 def ivf_lists(n: int) -> int:
-    """Inverted lists for n vectors: ~4 sqrt(n), but at least 39 training points per list (FAISS's floor)."""
-    return max(1, min(int(4 * math.sqrt(n)), n // 39))
+    """Inverted lists for n vectors: ~2 sqrt(n), but at least 39 training points per list (FAISS's floor)."""
+    return max(1, min(int(2 * math.sqrt(n)), n // 39))
 
 
 def ivf_probes(nlist: int) -> int:
@@ -145,7 +145,7 @@ class SegmentWriter:
             quantizer = faiss.IndexFlatIP(self.dimension)
             index = faiss.IndexIVFScalarQuantizer(quantizer, self.dimension, nlist, faiss.ScalarQuantizer.QT_8bit,
                                                   faiss.METRIC_INNER_PRODUCT)
-            sample = np.sort(np.random.default_rng(0).choice(n, size=min(n, TRAIN_SAMPLE), replace=False))
+            sample = np.sort(np.random.default_rng(0).choice(n, size=min(n, max(TRAIN_SAMPLE, 40 * nlist)), replace=False))
             index.train(np.ascontiguousarray(matrix[sample]))
             index.nprobe = ivf_probes(nlist)
         for begin in range(0, n, 100_000):
