@@ -29,43 +29,52 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rag.catalog import (  # noqa: F401  (re-exported: the CLI and tests use these through rag.index)
+    CATALOG,
+    FORMAT_VERSION,
+    REBUILD_HINT,
+    Freshness,
+    all_skipped,
+    check_compatible,
+    commit_delta,
+    commit_full,
+    connect,
+    current_generation,
+    file_rows,
+    freshness,
+    open_segments,
+    read_manifest,
+    read_meta,
+    remove_unlisted,
+    scan_files,
+    settings_signature,
+)
 from rag.chunk import chunk_article
 from rag.config import Settings
 from rag.embed import Embedder
-from rag.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, RagError
-from rag.ingest import file_id, list_article_files, load_file
+from rag.errors import IndexMissingError, RagError
+from rag.ingest import load_file
 from rag.store import EXACT_MAX_SENTENCES, Segment, SegmentStats, SegmentWriter
 from rag.text import terms
 from rag.types import Article, Chunk, Skipped
 
-FORMAT_VERSION = 2
-REBUILD_HINT = "rebuild it with: rag index build --rebuild"
-CATALOG = "catalog.sqlite"
+_current_generation = current_generation  # the name `rag index info` imports
 SCRATCH_SENTENCES = 1024  # sentences per resumable embedding batch
+
+
 MERGE_RATIO = 4  # merge a segment into the next when it is no more than this many times its size
+
+
 DEAD_LIMIT = 0.25  # rewrite a segment once this share of its sentences is tombstoned
 
-Progress = Callable[[int, int], None]  # (sentences embedded so far, sentences to embed)
 
-_CATALOG_SCHEMA = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE segments (name TEXT PRIMARY KEY, seq INTEGER NOT NULL, articles INTEGER NOT NULL,
-    chunks INTEGER NOT NULL, sentences INTEGER NOT NULL, kind TEXT NOT NULL);
-CREATE TABLE tombstones (segment TEXT NOT NULL, row INTEGER NOT NULL, chunks INTEGER NOT NULL,
-    sentences INTEGER NOT NULL, PRIMARY KEY (segment, row));
-CREATE TABLE articles (id TEXT PRIMARY KEY, file TEXT NOT NULL, segment TEXT NOT NULL, row INTEGER NOT NULL,
-    hash TEXT NOT NULL, chunks INTEGER NOT NULL, sentences INTEGER NOT NULL);
-CREATE INDEX articles_file ON articles (file);
-CREATE INDEX articles_segment ON articles (segment);
-CREATE TABLE files (fid TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL,
-    skipped TEXT);
-"""
+Progress = Callable[[int, int], None]  # (sentences embedded so far, sentences to embed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,131 +95,6 @@ class BuildReport:
     merged: tuple[str, ...] = ()  # segments folded into the new one
 
 
-@dataclass(frozen=True, slots=True)
-class Freshness:
-    """How the index on disk compares with the articles folder."""
-
-    exists: bool
-    stale: bool
-    reason: str = ""
-    problems: tuple[str, ...] = field(default=())
-
-
-def _settings_signature(settings: Settings) -> dict[str, Any]:
-    return {
-        "format_version": FORMAT_VERSION,
-        "model": settings.embed_model,
-        "chunking": {"splitter": "punkt+lines", "max_chars": settings.chunk_max_chars, "overlap": settings.chunk_overlap},
-        "lexical": {"library": "bm25s", "tokenizer": "rag.text.terms/v2"},
-    }
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    """A catalog connection. Opening read-write lets SQLite roll back what a killed build left half-done."""
-    try:
-        db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        db.execute("SELECT count(*) FROM meta").fetchone()
-    except sqlite3.Error as exc:
-        raise IndexCorruptError(f"the index catalog {path} is unreadable ({exc}); {REBUILD_HINT}") from None
-    return db
-
-
-def _current_generation(index_dir: Path) -> Path | None:
-    """The folder holding the live index (kept for `rag index info`, which sums its file sizes)."""
-    return index_dir if (index_dir / CATALOG).exists() else None
-
-
-def _read_meta(db: sqlite3.Connection) -> dict[str, Any]:
-    try:
-        return {k: json.loads(v) for k, v in db.execute("SELECT key, value FROM meta")}
-    except (sqlite3.Error, ValueError) as exc:
-        raise IndexCorruptError(f"the index catalog is unreadable ({exc}); {REBUILD_HINT}") from None
-
-
-def read_manifest(index_dir: Path) -> dict[str, Any] | None:
-    """What built the live index and its counts, or None when there is no index."""
-    catalog = index_dir / CATALOG
-    if not catalog.exists():
-        if (index_dir / "CURRENT").exists():  # the one-generation layout of format 1
-            return {"format_version": 1}
-        return None
-    db = _connect(catalog)
-    try:
-        manifest = _read_meta(db)
-        manifest["segments"] = [
-            {"name": n, "articles": a, "sentences": s, "kind": k}
-            for n, a, s, k in db.execute("SELECT name, articles, sentences, kind FROM segments ORDER BY seq")
-        ]
-    finally:
-        db.close()
-    return manifest
-
-
-def check_compatible(manifest: dict[str, Any], settings: Settings) -> None:
-    """Raise IndexMismatchError when the index was built by another model, chunking or format."""
-    want = _settings_signature(settings)
-    for key, label in (("format_version", "format version"), ("model", "embedding model"), ("chunking", "chunking"), ("lexical", "lexical index")):
-        if manifest.get(key) != want[key]:
-            raise IndexMismatchError(
-                f"the index in {settings.index_dir} was built with {label} {manifest.get(key)!r}, "
-                f"but the settings ask for {want[key]!r}; {REBUILD_HINT}"
-            )
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _scan_files(root: Path, previous: dict[str, tuple[int, int, str]]) -> dict[str, tuple[Path, int, int, str]]:
-    """fid -> (path, size, mtime_ns, sha256) of every article file; the hash is reused when size and mtime match."""
-    table = {}
-    for path in list_article_files(root):
-        fid = file_id(root, path)
-        try:
-            stat = path.stat()
-        except OSError:
-            continue
-        old = previous.get(fid)
-        if old and old[0] == stat.st_size and old[1] == stat.st_mtime_ns:
-            digest = old[2]
-        else:
-            try:
-                digest = _file_digest(path)
-            except OSError:
-                digest = ""
-        table[fid] = (path, stat.st_size, stat.st_mtime_ns, digest)
-    return table
-
-
-def _file_rows(db: sqlite3.Connection) -> dict[str, tuple[int, int, str]]:
-    return {fid: (size, mtime, sha) for fid, size, mtime, sha in db.execute("SELECT fid, size, mtime_ns, sha256 FROM files")}
-
-
-def freshness(settings: Settings) -> Freshness:
-    """Whether the index exists and still matches the articles folder (cheap: stat first, hash on change)."""
-    catalog = settings.index_dir / CATALOG
-    if not catalog.exists():
-        if (settings.index_dir / "CURRENT").exists():
-            return Freshness(True, True, "it was built by an older version")
-        return Freshness(exists=False, stale=True, reason="there is no index yet")
-    db = _connect(catalog)
-    try:
-        meta = _read_meta(db)
-        old = _file_rows(db)
-    finally:
-        db.close()
-    if Path(meta.get("articles_dir", "")) != settings.articles_dir.resolve():
-        return Freshness(True, True, f"it was built from {meta.get('articles_dir')}")
-    files = _scan_files(settings.articles_dir, old)
-    if {k: v[3] for k, v in files.items()} != {k: v[2] for k, v in old.items()}:
-        return Freshness(True, True, "the articles changed")
-    return Freshness(True, False)
-
-
 def _article_hash(article: Article) -> str:
     return hashlib.sha256(
         json.dumps([article.title, article.text, article.url, article.published_at, article.source]).encode()
@@ -226,14 +110,6 @@ def _build_lock(index_dir: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @dataclass(slots=True)
@@ -323,16 +199,6 @@ def _next_segment_name(index_dir: Path) -> str:
     return f"gen-{max(numbers, default=0) + 1:06d}"
 
 
-def _remove_unlisted(index_dir: Path, live: set[str]) -> None:
-    """Segments a merge replaced, a killed build left behind, or an older layout used."""
-    for path in index_dir.glob("gen-*"):
-        if path.name not in live:
-            shutil.rmtree(path, ignore_errors=True)
-    for name in ("CURRENT", "CURRENT.tmp", CATALOG + ".new"):
-        with contextlib.suppress(FileNotFoundError):
-            (index_dir / name).unlink()
-
-
 def build_index(
     settings: Settings,
     embedder: Embedder | None = None,
@@ -350,7 +216,7 @@ def build_index(
         db: sqlite3.Connection | None = None
         if not rebuild and (index_dir / CATALOG).exists():
             with contextlib.suppress(RagError):
-                db = _connect(index_dir / CATALOG)
+                db = connect(index_dir / CATALOG)
             if db is not None and not _usable(db, settings):
                 db.close()
                 db = None  # another model or format, or a damaged segment: build everything anew
@@ -363,8 +229,8 @@ def build_index(
 
 def _usable(db: sqlite3.Connection, settings: Settings) -> bool:
     try:
-        check_compatible(_read_meta(db), settings)
-        for segment in _open_segments(settings.index_dir, db).values():
+        check_compatible(read_meta(db), settings)
+        for segment in open_segments(settings.index_dir, db).values():
             segment.close()
     except RagError:
         return False
@@ -374,8 +240,8 @@ def _usable(db: sqlite3.Connection, settings: Settings) -> bool:
 def _build(settings: Settings, db: sqlite3.Connection | None, embedder: Embedder | None, progress: Progress | None,
            exact_max: int, started: float) -> BuildReport:
     index_dir = settings.index_dir
-    old_files = _file_rows(db) if db else {}
-    files = _scan_files(settings.articles_dir, old_files)
+    old_files = file_rows(db) if db else {}
+    files = scan_files(settings.articles_dir, old_files)
     touched = [fid for fid, v in files.items() if old_files.get(fid, (None, None, None))[2] != v[3]]
     gone = sorted(set(old_files) - set(files))
     restat = [fid for fid, v in files.items() if fid in old_files and old_files[fid][:2] != v[1:3] and fid not in touched]
@@ -405,15 +271,15 @@ def _build(settings: Settings, db: sqlite3.Connection | None, embedder: Embedder
     dead = [(old_articles[a][1], old_articles[a][2], old_articles[a][4], old_articles[a][5]) for a in (*changed, *removed)]
 
     if db and not pending and not removed and not gone and not touched and not restat:
-        counts = _read_meta(db).get("counts", {})
+        counts = read_meta(db).get("counts", {})
         return BuildReport(str(index_dir), counts.get("articles", 0), counts.get("chunks", 0), counts.get("sentences", 0),
-                           0, counts.get("sentences", 0), (), (), (), _all_skipped(db), time.perf_counter() - started,
+                           0, counts.get("sentences", 0), (), (), (), all_skipped(db), time.perf_counter() - started,
                            unchanged=True)
 
     embedder = embedder or Embedder(settings.embed_model, settings.embed_batch_size)
     vectors, resumed = _embed_resumably(index_dir, pending, embedder, settings.embed_model, progress)
     embedded_now = sum(len(p.spans) for p in pending)
-    dim = int(vectors[0].shape[1]) if pending else int(_read_meta(db)["dimension"]) if db else embedder.dimension
+    dim = int(vectors[0].shape[1]) if pending else int(read_meta(db)["dimension"]) if db else embedder.dimension
 
     merge: list[str] = []
     if db:
@@ -424,25 +290,25 @@ def _build(settings: Settings, db: sqlite3.Connection | None, embedder: Embedder
         stats, placed = _write_segment(index_dir, db, pending, vectors, merge, dead, dim, exact_max)
 
     meta = {
-        **_settings_signature(settings),
+        **settings_signature(settings),
         "dimension": dim,
         "normalized": True,
         "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "articles_dir": str(settings.articles_dir.resolve()),
     }
-    file_rows = [(fid, files[fid][1], files[fid][2], files[fid][3],
+    changed_files = [(fid, files[fid][1], files[fid][2], files[fid][3],
                   json.dumps([[s.path, s.reason] for s in skipped_by_file.get(fid, [])]) or None)
                  for fid in touched]
     if db is None and stats is not None:  # a full build always writes a segment
-        live = _commit_full(index_dir, meta, stats, placed, file_rows)
+        live = commit_full(index_dir, meta, stats, placed, changed_files)
     elif db is not None:
-        live = _commit_delta(db, meta, stats, placed, merge, dead, removed, gone, file_rows,
+        live = commit_delta(db, meta, stats, placed, merge, dead, removed, gone, changed_files,
                              [(files[f][1], files[f][2], f) for f in restat])
-    _remove_unlisted(index_dir, live)
+    remove_unlisted(index_dir, live)
     shutil.rmtree(index_dir / ".scratch", ignore_errors=True)
-    check = _connect(index_dir / CATALOG)
+    check = connect(index_dir / CATALOG)
     try:
-        counts, skipped = _read_meta(check)["counts"], _all_skipped(check)
+        counts, skipped = read_meta(check)["counts"], all_skipped(check)
     finally:
         check.close()
     return BuildReport(
@@ -457,7 +323,7 @@ def _write_segment(index_dir: Path, db: sqlite3.Connection | None, pending: list
                    ) -> tuple[SegmentStats, list[tuple[str, str, int, str, int, int]]]:
     """A new segment holding the live articles of the `merge` segments (stored vectors) and the pending ones."""
     name = _next_segment_name(index_dir)
-    old_segments = _open_segments(index_dir, db, only=merge) if merge and db else {}
+    old_segments = open_segments(index_dir, db, only=merge) if merge and db else {}
     dead_rows = {(s, r) for s, r, _, _ in dead}
     carried: list[tuple[str, _Pending, np.ndarray]] = []  # file, parts, vectors
     try:
@@ -502,106 +368,6 @@ def _merge_plan(db: sqlite3.Connection, dead: list[tuple[str, int, int, int]], n
     return merge
 
 
-def _all_skipped(db: sqlite3.Connection) -> tuple[Skipped, ...]:
-    out = []
-    for (raw,) in db.execute("SELECT skipped FROM files WHERE skipped IS NOT NULL AND skipped != '[]' ORDER BY fid"):
-        out.extend(Skipped(p, r) for p, r in json.loads(raw))
-    return tuple(out)
-
-
-def _set_counts(db: sqlite3.Connection, meta: dict[str, Any]) -> None:
-    a, c, s = db.execute("SELECT coalesce(sum(articles),0), coalesce(sum(chunks),0), coalesce(sum(sentences),0) FROM segments").fetchone()
-    ta, tc, ts = db.execute("SELECT count(*), coalesce(sum(chunks),0), coalesce(sum(sentences),0) FROM tombstones").fetchone()
-    meta = {**meta, "counts": {"articles": a - ta, "chunks": c - tc, "sentences": s - ts}}
-    db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in meta.items()])
-
-
-def _commit_full(index_dir: Path, meta: dict[str, Any], stats: SegmentStats, placed: list, file_rows: list) -> set[str]:
-    """A whole new catalog, written beside the live one and swapped in atomically."""
-    path = index_dir / (CATALOG + ".new")
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-    db = sqlite3.connect(path, isolation_level=None)
-    try:
-        db.executescript(_CATALOG_SCHEMA)
-        db.execute("BEGIN")
-        db.execute("INSERT INTO segments VALUES (?, 1, ?, ?, ?, ?)", (stats.name, stats.articles, stats.chunks, stats.sentences, stats.kind))
-        db.executemany("INSERT INTO articles VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       [(aid, fid, stats.name, row, h, c, s) for aid, fid, row, h, c, s in placed])
-        db.executemany("INSERT INTO files VALUES (?, ?, ?, ?, ?)", file_rows)
-        _set_counts(db, meta)
-        db.execute("COMMIT")
-    finally:
-        db.close()
-    with open(path, "rb+") as handle:
-        os.fsync(handle.fileno())
-    for leftover in ("-journal", "-wal", "-shm"):  # never let an old journal meet the new file
-        with contextlib.suppress(FileNotFoundError):
-            (index_dir / (CATALOG + leftover)).unlink()
-    os.replace(path, index_dir / CATALOG)
-    _fsync_dir(index_dir)
-    return {stats.name}
-
-
-def _commit_delta(db: sqlite3.Connection, meta: dict[str, Any], stats: SegmentStats | None, placed: list, merge: list[str],
-                  dead: list[tuple[str, int, int, int]], removed: list[str], gone: list[str], file_rows: list,
-                  restat: list[tuple[int, int, str]]) -> set[str]:
-    """One transaction: the new segment in, merged segments out, tombstones, articles and files updated."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        seq = db.execute("SELECT coalesce(max(seq), 0) + 1 FROM segments").fetchone()[0]
-        for name in merge:
-            db.execute("DELETE FROM segments WHERE name = ?", (name,))
-            db.execute("DELETE FROM tombstones WHERE segment = ?", (name,))
-        if stats is not None:
-            db.execute("INSERT INTO segments VALUES (?, ?, ?, ?, ?, ?)",
-                       (stats.name, seq, stats.articles, stats.chunks, stats.sentences, stats.kind))
-        db.executemany("INSERT OR REPLACE INTO tombstones VALUES (?, ?, ?, ?)", [d for d in dead if d[0] not in merge])
-        db.executemany("DELETE FROM articles WHERE id = ?", [(a,) for a in removed])
-        db.executemany("INSERT OR REPLACE INTO articles VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       [(aid, fid, stats.name, row, h, c, s) for aid, fid, row, h, c, s in placed] if stats else [])
-        db.executemany("DELETE FROM files WHERE fid = ?", [(f,) for f in gone])
-        db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)", file_rows)
-        db.executemany("UPDATE files SET size = ?, mtime_ns = ? WHERE fid = ?", restat)
-        _set_counts(db, meta)
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    return {name for (name,) in db.execute("SELECT name FROM segments")}
-
-
-def _open_segments(index_dir: Path, db: sqlite3.Connection, only: list[str] | None = None) -> dict[str, Segment]:
-    """The catalog's segments in order, each masked by its tombstones."""
-    try:
-        rows = db.execute("SELECT name, articles, chunks, sentences FROM segments ORDER BY seq").fetchall()
-        dead: dict[str, set[int]] = {}
-        for seg, row in db.execute("SELECT segment, row FROM tombstones"):
-            dead.setdefault(seg, set()).add(row)
-    except sqlite3.Error as exc:
-        raise IndexCorruptError(f"the index catalog in {index_dir} is unreadable ({exc}); {REBUILD_HINT}") from None
-    out: dict[str, Segment] = {}
-    try:
-        for name, articles, chunks, sentences in rows:
-            if only is not None and name not in only:
-                continue
-            path = index_dir / name
-            try:
-                segment = Segment(path, frozenset(dead.get(name, ())))
-            except Exception as exc:  # any unreadable part means the same thing to the user
-                raise IndexCorruptError(
-                    f"the index in {path} is damaged ({type(exc).__name__}: {exc}); {REBUILD_HINT}"
-                ) from None
-            out[name] = segment
-            if (segment.info["articles"], segment.info["chunks"], segment.info["sentences"]) != (articles, chunks, sentences):
-                raise IndexCorruptError(f"the index in {path} is inconsistent (row counts differ); {REBUILD_HINT}")
-    except BaseException:
-        for segment in out.values():
-            segment.close()
-        raise
-    return out
-
-
 class Index:
     """The loaded live segments, seen as one index with global row numbers. Read-only."""
 
@@ -626,9 +392,9 @@ class Index:
         if manifest is None:
             raise IndexMissingError(f"there is no index in {index_dir}; build it with: rag index build")
         check_compatible(manifest, settings)
-        db = _connect(index_dir / CATALOG)
+        db = connect(index_dir / CATALOG)
         try:
-            segments = _open_segments(index_dir, db)
+            segments = open_segments(index_dir, db)
         finally:
             db.close()
         return cls(index_dir, manifest, list(segments.values()))
