@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,9 @@ def _wrapped(encoder: Any):  # -> BaseEmbedding
     return Wrapped(encoder)
 
 
-def compare(size: str, standin: bool, work: Path, questions: list[str]) -> dict:
+def compare(size: str, standin: bool, work: Path, questions: list[str], ours: Callable[[str], object]) -> dict:
+    """LlamaIndex's figures; retrieval is timed alternately with `ours` (our retriever) question by question,
+    so both see the same load on this shared machine."""
     import faiss
     from llama_index.core import SimpleDirectoryReader, StorageContext, VectorStoreIndex, load_index_from_storage
     from llama_index.vector_stores.faiss import FaissVectorStore
@@ -106,14 +109,19 @@ def compare(size: str, standin: bool, work: Path, questions: list[str]) -> dict:
     retriever = reloaded.as_retriever(similarity_top_k=8)
     for q in questions[:10]:
         retriever.retrieve(q)
-    times = []
+        ours(q)
+    times, our_times = [], []
     for q in questions:
         t = time.perf_counter()
         retriever.retrieve(q)
         times.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        ours(q)
+        our_times.append((time.perf_counter() - t) * 1000)
     return {
         "nodes": nodes, "build_s": round(build_s, 2), "load_s": round(load["load_s"], 3),
         "rss_after_mb": round(load["rss_mb"], 1), "rss_index_mb": round(load["rss_index_mb"], 1),
         "retrieve_p50_ms": pct(times, 0.5), "retrieve_p95_ms": pct(times, 0.95),
+        "ours_retrieve_p50_ms": pct(our_times, 0.5), "ours_retrieve_p95_ms": pct(our_times, 0.95),
         "disk_mb": round(sum(p.stat().st_size for p in persist.rglob("*") if p.is_file()) / 2**20, 1),
     }

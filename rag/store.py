@@ -34,6 +34,8 @@ from rag.types import Article
 EXACT_MAX_SENTENCES = 300_000
 RERANK_FACTOR = 4  # IVF candidates fetched per wanted result, then re-scored with the exact vectors
 TRAIN_SAMPLE = 100_000
+BLEND = 3  # stored vectors blended into one calibration query
+CALIBRATION_TARGET = 0.985  # recall@10 against exact search that the IVF probe count is chosen to reach
 
 _SCHEMA = (
     "CREATE TABLE articles (row INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL, title TEXT, path TEXT, url TEXT, "
@@ -72,6 +74,44 @@ def ivf_lists(n: int) -> int:
 
 def ivf_probes(nlist: int) -> int:
     return max(1, min(nlist, max(32, nlist // 40)))
+
+
+def calibrate(index: Any, matrix: np.ndarray, target: float = CALIBRATION_TARGET, queries: int = 100) -> tuple[int, float]:
+    """The smallest nprobe whose recall@10 against exact search reaches `target`, and that recall.
+
+    Queries blend BLEND stored vectors (the first one's own row excluded from both lists); recall counts a result as
+    found when it scores at least the exact 10th score, so ties between equally similar sentences do not
+    count as misses. How many lists must be probed depends on how clustered the vectors are, which only
+    the data can tell: model vectors cluster far better than hashed stand-ins.
+    """
+    n = matrix.shape[0]
+    rng = np.random.default_rng(1)
+    rows = np.sort(rng.choice(n, size=min(queries, n), replace=False))
+    # a question lies between the sentences it resembles: a stored vector blended with another one
+    q = np.asarray(matrix[rows]).copy()
+    for _ in range(BLEND - 1):
+        q += np.asarray(matrix[np.sort(rng.choice(n, size=len(rows)))])[rng.permutation(len(rows))]
+    q = np.ascontiguousarray(q / np.linalg.norm(q, axis=1, keepdims=True), dtype=np.float32)
+    exact = np.full((len(rows), 11), -np.inf, dtype=np.float32)
+    for begin in range(0, n, 200_000):
+        block = q @ np.asarray(matrix[begin : begin + 200_000]).T
+        inside = (rows >= begin) & (rows < begin + block.shape[1])
+        block[np.flatnonzero(inside), rows[inside] - begin] = -np.inf
+        exact = -np.sort(-np.concatenate([exact, block], axis=1), axis=1)[:, :11]
+    threshold = exact[:, 9] - 1e-5
+    nprobe, recall = 1, 0.0
+    while True:
+        index.nprobe = nprobe
+        _, found = index.search(q, RERANK_FACTOR * 10 + 1)
+        hits = []
+        for i, row in enumerate(rows):
+            cand = found[i][(found[i] >= 0) & (found[i] != row)]
+            scores = np.asarray(matrix[np.sort(cand)]) @ q[i]
+            hits.append(min(10, int((np.sort(scores)[::-1][:10] >= threshold[i]).sum())) / 10)
+        recall = float(np.mean(hits))
+        if recall >= target or nprobe >= index.nlist:
+            return nprobe, round(recall, 4)
+        nprobe = min(index.nlist, nprobe * 2)
 
 
 class SegmentWriter:
@@ -147,9 +187,9 @@ class SegmentWriter:
                                                   faiss.METRIC_INNER_PRODUCT)
             sample = np.sort(np.random.default_rng(0).choice(n, size=min(n, max(TRAIN_SAMPLE, 40 * nlist)), replace=False))
             index.train(np.ascontiguousarray(matrix[sample]))
-            index.nprobe = ivf_probes(nlist)
         for begin in range(0, n, 100_000):
             index.add(np.ascontiguousarray(matrix[begin : begin + 100_000]))
+        nprobe, recall = calibrate(index, matrix) if kind != "flat" else (0, 1.0)
         faiss.write_index(index, str(self.path / "vectors.faiss"))
         np.save(self.path / "sentences.npy", self._sentences)
         np.save(self.path / "chunks.npy", np.asarray(self._chunks, dtype=np.int64).reshape(-1, 5))
@@ -161,7 +201,8 @@ class SegmentWriter:
         retriever.save(str(self.path / "bm25"), show_progress=False)
         stats = SegmentStats(self.path.name, self._count, len(self._chunks), n, kind)
         (self.path / "segment.json").write_text(json.dumps(
-            {"articles": stats.articles, "chunks": stats.chunks, "sentences": n, "dimension": self.dimension, "kind": kind}
+            {"articles": stats.articles, "chunks": stats.chunks, "sentences": n, "dimension": self.dimension, "kind": kind,
+             "nprobe": nprobe, "calibrated_recall_at_10": recall}
         ), encoding="utf-8")
         fsync_tree(self.path)
         return stats
@@ -192,7 +233,7 @@ class Segment:
                 or len(self.chunks) != self.info["chunks"] or stored != self.info["articles"]):
             raise ValueError("row counts differ between the segment's files")
         if self.info["kind"] != "flat":
-            self.faiss.nprobe = ivf_probes(self.faiss.nlist)
+            self.faiss.nprobe = int(self.info.get("nprobe") or ivf_probes(self.faiss.nlist))
         self._lock = threading.Lock()
         self._indptr = self.bm25.scores["indptr"]
         self.num_docs = len(self.chunks)
