@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,15 +130,45 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _walk(root: Path) -> Iterator[tuple[str, Path, os.stat_result]]:
+    """(file id, path, stat) of every article file, as rag.ingest.list_article_files selects them.
+
+    Written with os.scandir because this runs on every `rag ask` and every build: at 100,000 files,
+    Path.rglob plus per-path relative_to took ~2 s, this a fraction of that.
+    """
+    if root.is_file():
+        for path in list_article_files(root):
+            yield file_id(root, path), path, path.stat()
+        return
+    if not root.exists():
+        list_article_files(root)  # raises the missing-folder error
+    stack = [(str(root), "")]
+    found = []
+    while stack:
+        folder, rel = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            name = f"{rel}{entry.name}"
+            if entry.is_dir(follow_symlinks=False):
+                stack.append((entry.path, name + "/"))
+            elif entry.is_file() or entry.is_symlink():
+                try:
+                    found.append((name, Path(entry.path), entry.stat()))
+                except OSError:
+                    continue
+    found.sort(key=lambda item: item[1])
+    yield from found
+
+
 def scan_files(root: Path, previous: dict[str, tuple[int, int, str]]) -> dict[str, tuple[Path, int, int, str]]:
     """fid -> (path, size, mtime_ns, sha256) of every article file; the hash is reused when size and mtime match."""
     table = {}
-    for path in list_article_files(root):
-        fid = file_id(root, path)
-        try:
-            stat = path.stat()
-        except OSError:
-            continue
+    for fid, path, stat in _walk(root):
         old = previous.get(fid)
         if old and old[0] == stat.st_size and old[1] == stat.st_mtime_ns:
             digest = old[2]

@@ -72,8 +72,11 @@ def ivf_lists(n: int) -> int:
     return max(1, min(int(2 * math.sqrt(n)), n // 39))
 
 
-def ivf_probes(nlist: int) -> int:
-    return max(1, min(nlist, max(32, nlist // 40)))
+def probe_floor(nlist: int) -> int:
+    """At least a quarter of the lists are probed, whatever the calibration says: calibration queries are
+    blends of stored vectors, and real questions proved harder (recall@10 0.72-0.76 at the calibrated
+    count on the 10k/100k benchmarks, >= 0.98 from a quarter of the lists on, for ~10 ms at 3M vectors)."""
+    return max(1, nlist // 4)
 
 
 def calibrate(index: Any, matrix: np.ndarray, target: float = CALIBRATION_TARGET, queries: int = 100) -> tuple[int, float]:
@@ -190,6 +193,8 @@ class SegmentWriter:
         for begin in range(0, n, 100_000):
             index.add(np.ascontiguousarray(matrix[begin : begin + 100_000]))
         nprobe, recall = calibrate(index, matrix) if kind != "flat" else (0, 1.0)
+        if kind != "flat":
+            nprobe = max(nprobe, probe_floor(index.nlist))
         faiss.write_index(index, str(self.path / "vectors.faiss"))
         np.save(self.path / "sentences.npy", self._sentences)
         np.save(self.path / "chunks.npy", np.asarray(self._chunks, dtype=np.int64).reshape(-1, 5))
@@ -233,7 +238,7 @@ class Segment:
                 or len(self.chunks) != self.info["chunks"] or stored != self.info["articles"]):
             raise ValueError("row counts differ between the segment's files")
         if self.info["kind"] != "flat":
-            self.faiss.nprobe = int(self.info.get("nprobe") or ivf_probes(self.faiss.nlist))
+            self.faiss.nprobe = max(int(self.info.get("nprobe") or 1), probe_floor(self.faiss.nlist))
         self._lock = threading.Lock()
         self._indptr = self.bm25.scores["indptr"]
         self.num_docs = len(self.chunks)
@@ -284,17 +289,20 @@ class Segment:
         known = [t for t in query_terms if self.df(t)]
         if not known or k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        # get_scores and a partial sort: bm25s's retrieve() does the same through a thread pool, ~7x slower here
         with self._lock:
             if weights is None:
-                fetch = min(self.num_docs, k + (4 * k if self.dead else 0))
-                docs, scores = self.bm25.retrieve([known], k=fetch, show_progress=False, n_threads=1)
-                docs, scores = docs[0], scores[0]
+                total = self.bm25.get_scores(known)
             else:
                 total = np.zeros(self.num_docs, dtype=np.float32)
                 for term in dict.fromkeys(known):
                     total += weights.get(term, 1.0) * known.count(term) * self.bm25.get_scores([term])
-                docs = np.argsort(-total, kind="stable")
-                scores = total[docs]
+        fetch = min(self.num_docs, k + (4 * k if self.dead else 0))
+        docs = np.flatnonzero(total > 0)
+        if len(docs) > fetch:
+            docs = docs[np.argpartition(-total[docs], fetch - 1)[:fetch]]
+        docs = docs[np.lexsort((docs, -total[docs]))]
+        scores = total[docs]
         keep = scores > 0
         docs, scores = docs[keep], scores[keep]
         if self.dead:
