@@ -40,15 +40,32 @@ def tables() -> str:
         )
     lines += [
         "",
-        "| corpus | vectors | query encode p50 | retrieval p50 / p95 | whole answer p50 / p95 | dense search | recall@10 vs exact | dense search p50 |",
+        "| corpus | vectors | query encode p50 | retrieval p50 / p95 | whole answer p50 / p95 | dense search (nprobe/lists) | recall@10 vs exact: strict / tie-aware | dense search p50 |",
         "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: |",
     ]
     for r in runs:
         q, rc = r["query"], r["recall"]
         lines.append(
             f"| {r['size']} | {r['vectors']} | {q['encode_p50_ms']} ms | {q['retrieve_p50_ms']} / {q['retrieve_p95_ms']} ms | "
-            f"{q['answer_p50_ms']} / {q['answer_p95_ms']} ms | {rc['search_kind']} | {rc['recall_at_10']} | {rc['dense_search_p50_ms']} ms |"
+            f"{q['answer_p50_ms']} / {q['answer_p95_ms']} ms | {rc['search_kind']}"
+            f"{' ({}/{})'.format(rc['nprobe'][0], rc['nlist'][0]) if rc.get('nprobe') else ''} | "
+            f"{rc['recall_at_10']} / {rc.get('recall_at_10_ties', rc['recall_at_10'])} | {rc['dense_search_p50_ms']} ms |"
         )
+    sweeps = [r for r in runs if r["recall"].get("sweep")]
+    if sweeps:
+        lines += ["", "More probes, on the same questions (recall@10 strict / tie-aware, dense search p50):", ""]
+        for r in sweeps:
+            unique = {p["nprobe"][0]: p for p in r["recall"]["sweep"]}.values()
+            points = "; ".join(f"nprobe {p['nprobe'][0]}: {p['recall_at_10']} / {p['recall_at_10_ties']}, {p['dense_search_p50_ms']} ms"
+                               for p in unique)
+            lines.append(f"- {r['size']} ({r['vectors']}): {points}")
+    real_ivf = [r for r in runs if r["recall"].get("ivf_on_real_vectors")]
+    for r in real_ivf:
+        c = r["recall"]["ivf_on_real_vectors"]
+        lines += ["", f"IVF over the REAL model's vectors of the {r['size']}-article corpus (built by the benchmark; the "
+                  f"index itself stays exact at this size): {c['nlist']} lists, calibrated nprobe {c['nprobe']} "
+                  f"(calibration recall {c['calibrated_recall']}); real questions get recall@10 {c['recall_at_10']} strict, "
+                  f"{c['recall_at_10_ties']} tie-aware."]
     llama = [r for r in runs if r.get("llama")]
     if llama:
         lines += [

@@ -304,6 +304,19 @@ def machine() -> dict:
 
 def run_size(size: str, standin: bool, args: argparse.Namespace) -> dict:
     settings = build_bench.settings_for(size, standin, args.work)
+    if args.steps:  # re-measure some steps only, keeping the rest of an earlier result
+        result = json.loads((RESULTS / f"{size}.json").read_text())
+        steps = {
+            "incremental": lambda: measure_incremental(size, settings, standin),
+            "load": lambda: measure_load(settings),
+            "query": lambda: measure_queries(size, settings, standin),
+            "recall": lambda: measure_recall(size, settings),
+        }
+        for step in args.steps.split(","):
+            result[step] = steps[step]()
+        result.setdefault("remeasured", {})[args.steps] = machine()["date"]
+        (RESULTS / f"{size}.json").write_text(json.dumps(result, indent=1))
+        return result
     result: dict = {"size": size, "vectors": "stand-in" if standin else "real model", "machine": machine()}
     build_file = args.work / f"build-{size}-{'standin' if standin else 'real'}.json"
     if args.rebuild or not build_file.exists():
@@ -346,6 +359,7 @@ def main() -> None:
     parser.add_argument("--rebuild", action="store_true", help="rebuild indexes even when a build result exists")
     parser.add_argument("--profile", action="store_true", help="pyinstrument profile of the answer path")
     parser.add_argument("--skip-llama", action="store_true")
+    parser.add_argument("--steps", help="re-measure only these (incremental,load,query,recall) into existing results")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     for size in args.sizes.split(","):

@@ -130,7 +130,7 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _walk(root: Path) -> Iterator[tuple[str, Path, os.stat_result]]:
+def _walk(root: Path) -> Iterator[tuple[str, str, os.stat_result]]:
     """(file id, path, stat) of every article file, as rag.ingest.list_article_files selects them.
 
     Written with os.scandir because this runs on every `rag ask` and every build: at 100,000 files,
@@ -138,7 +138,7 @@ def _walk(root: Path) -> Iterator[tuple[str, Path, os.stat_result]]:
     """
     if root.is_file():
         for path in list_article_files(root):
-            yield file_id(root, path), path, path.stat()
+            yield file_id(root, path), str(path), path.stat()
         return
     if not root.exists():
         list_article_files(root)  # raises the missing-folder error
@@ -158,14 +158,14 @@ def _walk(root: Path) -> Iterator[tuple[str, Path, os.stat_result]]:
                 stack.append((entry.path, name + "/"))
             elif entry.is_file() or entry.is_symlink():
                 try:
-                    found.append((name, Path(entry.path), entry.stat()))
+                    found.append((name, entry.path, entry.stat()))
                 except OSError:
                     continue
-    found.sort(key=lambda item: item[1])
+    found.sort(key=lambda item: item[0].split("/"))  # the order of sorted(Path.rglob())
     yield from found
 
 
-def scan_files(root: Path, previous: dict[str, tuple[int, int, str]]) -> dict[str, tuple[Path, int, int, str]]:
+def scan_files(root: Path, previous: dict[str, tuple[int, int, str]]) -> dict[str, tuple[str, int, int, str]]:
     """fid -> (path, size, mtime_ns, sha256) of every article file; the hash is reused when size and mtime match."""
     table = {}
     for fid, path, stat in _walk(root):
@@ -174,7 +174,7 @@ def scan_files(root: Path, previous: dict[str, tuple[int, int, str]]) -> dict[st
             digest = old[2]
         else:
             try:
-                digest = _file_digest(path)
+                digest = _file_digest(Path(path))
             except OSError:
                 digest = ""
         table[fid] = (path, stat.st_size, stat.st_mtime_ns, digest)

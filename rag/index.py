@@ -257,7 +257,7 @@ def _build(settings: Settings, db: sqlite3.Connection | None, embedder: Embedder
     added, changed = [], []
     seen: set[str] = set()
     for fid in touched:
-        got, bad = load_file(files[fid][0], fid)
+        got, bad = load_file(Path(files[fid][0]), fid)
         skipped_by_file[fid] = bad
         for article in got:
             seen.add(article.id)
