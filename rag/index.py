@@ -1,16 +1,19 @@
-"""The persisted index: build it (incrementally, atomically) and open it.
+"""The persisted index: build it (incrementally, crash-safely, resumably) and open it.
 
 Layout of `index_dir`:
-    CURRENT              name of the live generation, replaced atomically (os.replace) at the end of a build
-    gen-NNNNNN/          one complete index:
-        manifest.json    model, dimension, chunking, format version, per-file and per-article hashes, counts
-        vectors.faiss    FAISS inner-product index over unit sentence vectors (row = sentence row)
-        sentences.npy    int64 [n, 3]: article row, start, end
-        chunks.npy       int64 [m, 5]: article row, start, end, first sentence row, last sentence row
-        store.sqlite     article metadata and text
-        bm25/            bm25s index over chunk texts (doc = chunk row)
-A build writes a new generation beside the live one and only then points CURRENT at it, so a build killed
-at any moment leaves the previous index intact and loadable. FAISS row numbers never leave this module.
+    catalog.sqlite   the live state, changed only inside one SQLite transaction: settings signature and
+                     counts (meta), the live segments in order, tombstones (article rows of a segment that
+                     were changed or deleted since), every article's hash and place, every file's size, mtime
+                     and sha256
+    gen-NNNNNN/      immutable segments (see rag.store): a large base and small deltas
+    .scratch/        vectors of article batches embedded by a build that has not finished yet
+A build embeds only new or changed articles into a new delta segment, tombstones the old copies and
+commits the catalog; nothing that did not change is rewritten. When a delta grows to a quarter of the
+segment before it (or a segment is a quarter dead) they are merged, reusing stored vectors, so the number
+of segments stays logarithmic. A killed build leaves the last committed catalog, whose segments are intact;
+its finished embedding batches stay in .scratch/ and the next build reuses them. A full build (first build,
+--rebuild, other settings) writes a whole new catalog and swaps it in with os.replace.
+FAISS and segment row numbers never leave this module and rag.store.
 """
 
 from __future__ import annotations
@@ -26,22 +29,50 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rag.catalog import (  # noqa: F401  (re-exported: the CLI and tests use these through rag.index)
+    CATALOG,
+    FORMAT_VERSION,
+    REBUILD_HINT,
+    Freshness,
+    all_skipped,
+    check_compatible,
+    commit_delta,
+    commit_full,
+    connect,
+    current_generation,
+    file_rows,
+    freshness,
+    open_segments,
+    read_manifest,
+    read_meta,
+    remove_unlisted,
+    scan_files,
+    settings_signature,
+)
 from rag.chunk import chunk_article
 from rag.config import Settings
 from rag.embed import Embedder
-from rag.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, RagError
-from rag.ingest import file_id, list_article_files, load_articles
+from rag.errors import IndexMissingError, RagError
+from rag.ingest import load_file
+from rag.store import EXACT_MAX_SENTENCES, Segment, SegmentStats, SegmentWriter
 from rag.text import terms
 from rag.types import Article, Chunk, Skipped
 
-FORMAT_VERSION = 1
-REBUILD_HINT = "rebuild it with: rag index build --rebuild"
+_current_generation = current_generation  # the name `rag index info` imports
+SCRATCH_SENTENCES = 1024  # sentences per resumable embedding batch
+
+
+MERGE_RATIO = 4  # merge a segment into the next when it is no more than this many times its size
+
+
+DEAD_LIMIT = 0.25  # rewrite a segment once this share of its sentences is tombstoned
+
 
 Progress = Callable[[int, int], None]  # (sentences embedded so far, sentences to embed)
 
@@ -60,106 +91,8 @@ class BuildReport:
     skipped: tuple[Skipped, ...]
     seconds: float
     unchanged: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Freshness:
-    """How the index on disk compares with the articles folder."""
-
-    exists: bool
-    stale: bool
-    reason: str = ""
-    problems: tuple[str, ...] = field(default=())
-
-
-def _settings_signature(settings: Settings) -> dict[str, Any]:
-    return {
-        "format_version": FORMAT_VERSION,
-        "model": settings.embed_model,
-        "chunking": {"splitter": "punkt+lines", "max_chars": settings.chunk_max_chars, "overlap": settings.chunk_overlap},
-        "lexical": {"library": "bm25s", "tokenizer": "rag.text.terms/v2"},
-    }
-
-
-def _current_generation(index_dir: Path) -> Path | None:
-    pointer = index_dir / "CURRENT"
-    try:
-        name = pointer.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise IndexCorruptError(f"cannot read {pointer}: {exc}; {REBUILD_HINT}") from None
-    if not name.startswith("gen-") or not (index_dir / name).is_dir():
-        raise IndexCorruptError(f"{pointer} points at {name!r}, which is not there; {REBUILD_HINT}")
-    return index_dir / name
-
-
-def read_manifest(index_dir: Path) -> dict[str, Any] | None:
-    """The live generation's manifest, or None when there is no index."""
-    gen = _current_generation(index_dir)
-    if gen is None:
-        return None
-    try:
-        manifest = json.loads((gen / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise IndexCorruptError(f"the index manifest in {gen} is unreadable ({exc}); {REBUILD_HINT}") from None
-    if not isinstance(manifest, dict):
-        raise IndexCorruptError(f"the index manifest in {gen} is not an object; {REBUILD_HINT}")
-    return manifest
-
-
-def check_compatible(manifest: dict[str, Any], settings: Settings) -> None:
-    """Raise IndexMismatchError when the index was built by another model, chunking or format."""
-    want = _settings_signature(settings)
-    for key, label in (("format_version", "format version"), ("model", "embedding model"), ("chunking", "chunking"), ("lexical", "lexical index")):
-        if manifest.get(key) != want[key]:
-            raise IndexMismatchError(
-                f"the index in {settings.index_dir} was built with {label} {manifest.get(key)!r}, "
-                f"but the settings ask for {want[key]!r}; {REBUILD_HINT}"
-            )
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _file_table(root: Path, previous: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """size, mtime and sha256 of every article file; the hash is reused when size and mtime are unchanged."""
-    table = {}
-    for path in list_article_files(root):
-        fid = file_id(root, path)
-        try:
-            stat = path.stat()
-        except OSError:
-            continue
-        old = previous.get(fid)
-        if old and old.get("size") == stat.st_size and old.get("mtime_ns") == stat.st_mtime_ns:
-            digest = old["sha256"]
-        else:
-            try:
-                digest = _file_digest(path)
-            except OSError:
-                digest = ""
-        table[fid] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest}
-    return table
-
-
-def freshness(settings: Settings) -> Freshness:
-    """Whether the index exists and still matches the articles folder (cheap: stat first, hash on change)."""
-    manifest = read_manifest(settings.index_dir)
-    if manifest is None:
-        return Freshness(exists=False, stale=True, reason="there is no index yet")
-    if Path(manifest.get("articles_dir", "")) != settings.articles_dir.resolve():
-        return Freshness(True, True, f"it was built from {manifest.get('articles_dir')}")
-    old_files = manifest.get("files", {})
-    files = _file_table(settings.articles_dir, old_files)
-    if {k: v["sha256"] for k, v in files.items()} != {k: v.get("sha256") for k, v in old_files.items()}:
-        return Freshness(True, True, "the articles changed")
-    return Freshness(True, False)
+    resumed: int = 0  # sentences whose vectors a killed earlier build had already embedded
+    merged: tuple[str, ...] = ()  # segments folded into the new one
 
 
 def _article_hash(article: Article) -> str:
@@ -179,12 +112,91 @@ def _build_lock(index_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+@dataclass(slots=True)
+class _Pending:
+    """A new or changed article on its way into a segment."""
+
+    fid: str
+    article: Article
+    digest: str
+    spans: list[tuple[int, int]]
+    chunks: list[tuple[int, int, int, int]]
+
+
+def _prepare(fid: str, article: Article, settings: Settings) -> _Pending:
+    article_chunks = chunk_article(article, settings.chunk_max_chars, settings.chunk_overlap)
+    spans = sorted({span for chunk in article_chunks for span in chunk.sentences})
+    position = {span: i for i, span in enumerate(spans)}
+    chunks = [(c.start, c.end, position[c.sentences[0]], position[c.sentences[-1]]) for c in article_chunks]
+    return _Pending(fid, article, _article_hash(article), spans, chunks)
+
+
+def _chunk_terms(article: Article, chunks: list[tuple[int, int, int, int]]) -> list[list[str]]:
+    return [terms(f"{article.title}\n{article.text[s:e]}" if s == 0 else article.text[s:e]) for s, e, _, _ in chunks]
+
+
+def _embed_resumably(index_dir: Path, pending: list[_Pending], embedder: Embedder, model: str,
+                     progress: Progress | None) -> tuple[list[np.ndarray], int]:
+    """Vectors for each pending article, embedded in batches saved to .scratch/ so a killed build resumes."""
+    scratch = index_dir / ".scratch"
+    scratch.mkdir(exist_ok=True)
+    total = sum(len(p.spans) for p in pending)
+    batches: list[list[int]] = [[]]
+    size = 0
+    for i, item in enumerate(pending):
+        if size and size + len(item.spans) > SCRATCH_SENTENCES:
+            batches.append([])
+            size = 0
+        batches[-1].append(i)
+        size += len(item.spans)
+    out: list[np.ndarray] = [np.zeros(0)] * len(pending)
+    done = resumed = 0
+    if progress:
+        progress(0, total)
+    for batch in batches:
+        if not batch:
+            continue
+        key = hashlib.sha256("\n".join([model, *(pending[i].digest for i in batch)]).encode()).hexdigest()[:32]
+        path = scratch / f"{key}.npy"
+        texts = [pending[i].article.text[s:e] for i in batch for s, e in pending[i].spans]
+        vectors = None
+        if path.exists():
+            with contextlib.suppress(OSError, ValueError):
+                vectors = np.load(path, mmap_mode="r")
+            if vectors is not None and vectors.shape[0] != len(texts):
+                vectors = None
+            if vectors is not None:
+                resumed += len(texts)
+        if vectors is None:
+            base = done
+
+            def step(n: int, base: int = base) -> None:
+                nonlocal done
+                done += n
+                if progress:
+                    progress(done, total)
+
+            vectors = embedder.encode_documents(texts, progress=step)
+            done = base
+            tmp = scratch / f"{key}.tmp.npy"
+            np.save(tmp, vectors)
+            os.replace(tmp, path)
+            # hold the batch as a file-backed map, so a large build does not keep every vector in RAM
+            vectors = np.load(path, mmap_mode="r")
+        cursor = 0
+        for i in batch:
+            n = len(pending[i].spans)
+            out[i] = vectors[cursor : cursor + n]
+            cursor += n
+        done += len(texts)
+        if progress:
+            progress(done, total)
+    return out, resumed
+
+
+def _next_segment_name(index_dir: Path) -> str:
+    numbers = [int(p.name[4:]) for p in index_dir.glob("gen-*") if p.name[4:].isdigit()]
+    return f"gen-{max(numbers, default=0) + 1:06d}"
 
 
 def build_index(
@@ -192,303 +204,337 @@ def build_index(
     embedder: Embedder | None = None,
     progress: Progress | None = None,
     rebuild: bool = False,
+    exact_max: int = EXACT_MAX_SENTENCES,
 ) -> BuildReport:
-    """Build or update the index for `settings.articles_dir`, embedding only new or changed articles."""
+    """Build or update the index for `settings.articles_dir`, embedding only new or changed articles.
+
+    `exact_max`: segments with more sentence vectors than this get an approximate (IVF) FAISS index.
+    """
     started = time.perf_counter()
     index_dir = settings.index_dir
     with _build_lock(index_dir):
-        ingest = load_articles(settings.articles_dir)
-        old: Index | None = None
-        if not rebuild:
+        db: sqlite3.Connection | None = None
+        if not rebuild and (index_dir / CATALOG).exists():
             with contextlib.suppress(RagError):
-                manifest = read_manifest(index_dir)
-                if manifest is not None:
-                    check_compatible(manifest, settings)
-                    old = Index.load(index_dir, settings)
-        embedder = embedder or Embedder(settings.embed_model, settings.embed_batch_size)
-        old_articles = old.manifest.get("articles", {}) if old else {}
+                db = connect(index_dir / CATALOG)
+            if db is not None and not _usable(db, settings):
+                db.close()
+                db = None  # another model or format, or a damaged segment: build everything anew
+        try:
+            return _build(settings, db, embedder, progress, exact_max, started)
+        finally:
+            if db is not None:
+                db.close()
 
-        sentences: list[tuple[int, int, int]] = []
-        chunks: list[tuple[int, int, int, int, int]] = []
-        chunk_texts: list[list[str]] = []
-        vectors: list[np.ndarray | None] = []  # per article: reused vectors or None (to embed)
-        to_embed: list[str] = []
-        meta: dict[str, dict[str, Any]] = {}
-        added, changed = [], []
-        for row, article in enumerate(ingest.articles):
+
+def _usable(db: sqlite3.Connection, settings: Settings) -> bool:
+    try:
+        check_compatible(read_meta(db), settings)
+        for segment in open_segments(settings.index_dir, db).values():
+            segment.close()
+    except RagError:
+        return False
+    return True
+
+
+def _build(settings: Settings, db: sqlite3.Connection | None, embedder: Embedder | None, progress: Progress | None,
+           exact_max: int, started: float) -> BuildReport:
+    index_dir = settings.index_dir
+    old_files = file_rows(db) if db else {}
+    files = scan_files(settings.articles_dir, old_files)
+    touched = [fid for fid, v in files.items() if old_files.get(fid, (None, None, None))[2] != v[3]]
+    gone = sorted(set(old_files) - set(files))
+    restat = [fid for fid, v in files.items() if fid in old_files and old_files[fid][:2] != v[1:3] and fid not in touched]
+
+    old_articles: dict[str, tuple[str, str, int, str, int, int]] = {}  # id -> file, segment, row, hash, chunks, sentences
+    if db:
+        wanted = set(touched) | set(gone)
+        for fid in wanted:
+            for row in db.execute("SELECT id, file, segment, row, hash, chunks, sentences FROM articles WHERE file = ?", (fid,)):
+                old_articles[row[0]] = row[1:]
+    pending: list[_Pending] = []
+    skipped_by_file: dict[str, list[Skipped]] = {}
+    added, changed = [], []
+    seen: set[str] = set()
+    for fid in touched:
+        got, bad = load_file(Path(files[fid][0]), fid)
+        skipped_by_file[fid] = bad
+        for article in got:
+            seen.add(article.id)
             digest = _article_hash(article)
-            article_chunks = chunk_article(article, settings.chunk_max_chars, settings.chunk_overlap)
-            spans = sorted({span for chunk in article_chunks for span in chunk.sentences})
-            first_row = len(sentences)
-            position = {span: first_row + i for i, span in enumerate(spans)}
-            sentences.extend((row, start, end) for start, end in spans)
-            for chunk in article_chunks:
-                chunks.append((row, chunk.start, chunk.end, position[chunk.sentences[0]], position[chunk.sentences[-1]]))
-                chunk_texts.append(terms(f"{article.title}\n{chunk.text}" if chunk.start == 0 else chunk.text))
-            reused = old.article_vectors(article.id) if old and old_articles.get(article.id, {}).get("hash") == digest else None
-            if reused is not None and len(reused) != len(spans):
-                reused = None
-            if reused is None:
-                to_embed.extend(article.text[s:e] for s, e in spans)
-                (changed if article.id in old_articles else added).append(article.id)
-            vectors.append(reused)
-            meta[article.id] = {"title": article.title, "hash": digest, "sentences": len(spans), "chunks": len(article_chunks)}
-        removed = tuple(sorted(set(old_articles) - set(meta)))
-        files = _file_table(settings.articles_dir, old.manifest.get("files", {}) if old else {})
+            old = old_articles.get(article.id)
+            if old and old[3] == digest:
+                continue
+            pending.append(_prepare(fid, article, settings))
+            (changed if old else added).append(article.id)
+    removed = sorted(a for a in old_articles if a not in seen)
+    dead = [(old_articles[a][1], old_articles[a][2], old_articles[a][4], old_articles[a][5]) for a in (*changed, *removed)]
 
-        if old and not added and not changed and not removed and old.manifest.get("files") == files:
-            return BuildReport(str(index_dir), len(meta), len(chunks), len(sentences), 0, len(sentences),
-                               (), (), (), ingest.skipped, time.perf_counter() - started, unchanged=True)
+    if db and not pending and not removed and not gone and not touched and not restat:
+        counts = read_meta(db).get("counts", {})
+        return BuildReport(str(index_dir), counts.get("articles", 0), counts.get("chunks", 0), counts.get("sentences", 0),
+                           0, counts.get("sentences", 0), (), (), (), all_skipped(db), time.perf_counter() - started,
+                           unchanged=True)
 
-        done = 0
+    embedder = embedder or Embedder(settings.embed_model, settings.embed_batch_size)
+    vectors, resumed = _embed_resumably(index_dir, pending, embedder, settings.embed_model, progress)
+    embedded_now = sum(len(p.spans) for p in pending)
+    dim = int(vectors[0].shape[1]) if pending else int(read_meta(db)["dimension"]) if db else embedder.dimension
 
-        def step(n: int) -> None:
-            nonlocal done
-            done += n
-            if progress:
-                progress(done, len(to_embed))
+    merge: list[str] = []
+    if db:
+        merge = _merge_plan(db, dead, embedded_now)
+    stats: SegmentStats | None = None
+    placed: list[tuple[str, str, int, str, int, int]] = []
+    if db is None or pending or merge:
+        stats, placed = _write_segment(index_dir, db, pending, vectors, merge, dead, dim, exact_max)
 
-        if progress:
-            progress(0, len(to_embed))
-        fresh = embedder.encode_documents(to_embed, progress=step)
-        dim = fresh.shape[1] if len(to_embed) else (old.dimension if old else embedder.dimension)
-        matrix = np.zeros((len(sentences), dim), dtype=np.float32)
-        cursor = fresh_cursor = 0
-        for reused, article in zip(vectors, ingest.articles, strict=False):
-            count = meta[article.id]["sentences"]
-            if reused is None:
-                matrix[cursor : cursor + count] = fresh[fresh_cursor : fresh_cursor + count]
-                fresh_cursor += count
-            else:
-                matrix[cursor : cursor + count] = reused
-            cursor += count
-        if old:
-            old.close()
-
-        manifest = {
-            **_settings_signature(settings),
-            "dimension": int(dim),
-            "normalized": True,
-            "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "articles_dir": str(settings.articles_dir.resolve()),
-            "counts": {"articles": len(meta), "chunks": len(chunks), "sentences": len(sentences)},
-            "files": files,
-            "articles": meta,
-            "skipped": [{"path": s.path, "reason": s.reason} for s in ingest.skipped],
-        }
-        _write_generation(index_dir, manifest, ingest.articles, matrix, sentences, chunks, chunk_texts)
-        return BuildReport(
-            str(index_dir), len(meta), len(chunks), len(sentences), len(to_embed), len(sentences) - len(to_embed),
-            tuple(added), tuple(changed), removed, ingest.skipped, time.perf_counter() - started,
-        )
+    meta = {
+        **settings_signature(settings),
+        "dimension": dim,
+        "normalized": True,
+        "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "articles_dir": str(settings.articles_dir.resolve()),
+    }
+    changed_files = [(fid, files[fid][1], files[fid][2], files[fid][3],
+                  json.dumps([[s.path, s.reason] for s in skipped_by_file.get(fid, [])]) or None)
+                 for fid in touched]
+    if db is None and stats is not None:  # a full build always writes a segment
+        live = commit_full(index_dir, meta, stats, placed, changed_files)
+    elif db is not None:
+        live = commit_delta(db, meta, stats, placed, merge, dead, removed, gone, changed_files,
+                             [(files[f][1], files[f][2], f) for f in restat])
+    remove_unlisted(index_dir, live)
+    shutil.rmtree(index_dir / ".scratch", ignore_errors=True)
+    check = connect(index_dir / CATALOG)
+    try:
+        counts, skipped = read_meta(check)["counts"], all_skipped(check)
+    finally:
+        check.close()
+    return BuildReport(
+        str(index_dir), counts["articles"], counts["chunks"], counts["sentences"], embedded_now - resumed,
+        counts["sentences"] - embedded_now, tuple(added), tuple(changed), tuple(removed), skipped,
+        time.perf_counter() - started, resumed=resumed, merged=tuple(merge),
+    )
 
 
-def _write_generation(
-    index_dir: Path,
-    manifest: dict[str, Any],
-    articles: tuple[Article, ...],
-    matrix: np.ndarray,
-    sentences: list[tuple[int, int, int]],
-    chunks: list[tuple[int, int, int, int, int]],
-    chunk_texts: list[list[str]],
-) -> None:
-    import bm25s
-    import faiss
+def _write_segment(index_dir: Path, db: sqlite3.Connection | None, pending: list[_Pending], vectors: list[np.ndarray],
+                   merge: list[str], dead: list[tuple[str, int, int, int]], dim: int, exact_max: int,
+                   ) -> tuple[SegmentStats, list[tuple[str, str, int, str, int, int]]]:
+    """A new segment holding the live articles of the `merge` segments (stored vectors) and the pending ones."""
+    name = _next_segment_name(index_dir)
+    old_segments = open_segments(index_dir, db, only=merge) if merge and db else {}
+    dead_rows = {(s, r) for s, r, _, _ in dead}
+    carried: list[tuple[str, _Pending, np.ndarray]] = []  # file, parts, vectors
+    try:
+        for seg_name in merge:
+            segment = old_segments[seg_name]
+            files = {row: (aid, fid) for aid, fid, row in db.execute(
+                "SELECT id, file, row FROM articles WHERE segment = ?", (seg_name,))}
+            for row in segment.live_rows():
+                if (seg_name, row) in dead_rows or row not in files:
+                    continue
+                article, digest, spans, chunks = segment.article_parts(row)
+                carried.append((files[row][1], _Pending("", article, digest, spans, chunks), segment.article_vectors(row)))
+        total = sum(len(c[1].spans) for c in carried) + sum(len(p.spans) for p in pending)
+        writer = SegmentWriter(index_dir / name, dim, total, exact_max)
+        placed: list[tuple[str, str, int, str, int, int]] = []  # id, file, row, hash, chunks, sentences
+        for fid, item, vecs in [*carried, *((p.fid, p, v) for p, v in zip(pending, vectors, strict=True))]:
+            writer.add(item.article, item.digest, item.spans, item.chunks, _chunk_terms(item.article, item.chunks), vecs)
+            placed.append((item.article.id, fid, len(placed), item.digest, len(item.chunks), len(item.spans)))
+    finally:
+        for segment in old_segments.values():
+            segment.close()
+    return writer.finish(), placed
 
-    existing = sorted(p.name for p in index_dir.glob("gen-*"))
-    number = int(existing[-1][4:]) + 1 if existing and existing[-1][4:].isdigit() else 1
-    gen = index_dir / f"gen-{number:06d}"
-    shutil.rmtree(gen, ignore_errors=True)
-    gen.mkdir()
-    flat = faiss.IndexFlatIP(matrix.shape[1])
-    if len(matrix):
-        flat.add(matrix)
-    faiss.write_index(flat, str(gen / "vectors.faiss"))
-    np.save(gen / "sentences.npy", np.asarray(sentences, dtype=np.int64).reshape(-1, 3))
-    np.save(gen / "chunks.npy", np.asarray(chunks, dtype=np.int64).reshape(-1, 5))
-    db = sqlite3.connect(gen / "store.sqlite")
-    with db:
-        db.execute(
-            "CREATE TABLE articles (row INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL, title TEXT, path TEXT, "
-            "url TEXT, published_at TEXT, source TEXT, text TEXT NOT NULL)"
-        )
-        db.executemany(
-            "INSERT INTO articles VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            ((i, a.id, a.title, a.path, a.url, a.published_at, a.source, a.text) for i, a in enumerate(articles)),
-        )
-    db.close()
-    retriever = bm25s.BM25()
-    # bm25s refuses an empty corpus; a placeholder token keeps an empty index loadable.
-    retriever.index(chunk_texts if chunk_texts else [["\x00empty"]], show_progress=False)
-    retriever.save(str(gen / "bm25"), show_progress=False)
-    (gen / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
-    for path in gen.rglob("*"):
-        if path.is_file():
-            with open(path, "rb+") as handle:
-                os.fsync(handle.fileno())
-    _fsync_dir(gen)
-    pointer = index_dir / "CURRENT.tmp"
-    with open(pointer, "w", encoding="utf-8") as handle:
-        handle.write(gen.name)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(pointer, index_dir / "CURRENT")
-    _fsync_dir(index_dir)
-    for name in existing:  # older generations, and any a killed build left behind
-        if name != gen.name:
-            shutil.rmtree(index_dir / name, ignore_errors=True)
+
+def _merge_plan(db: sqlite3.Connection, dead: list[tuple[str, int, int, int]], new_sentences: int) -> list[str]:
+    """Trailing segments to fold into the new one: those no more than MERGE_RATIO times what follows them,
+    and any that would be more than DEAD_LIMIT tombstoned."""
+    dead_now = dict(db.execute("SELECT segment, sum(sentences) FROM tombstones GROUP BY segment").fetchall())
+    for seg, _, _, n in dead:
+        dead_now[seg] = dead_now.get(seg, 0) + n
+    segments = db.execute("SELECT name, sentences FROM segments ORDER BY seq").fetchall()
+    merge: list[str] = []
+    carried = new_sentences
+    for name, sentences in reversed(segments):
+        live = sentences - dead_now.get(name, 0)
+        if live <= MERGE_RATIO * carried or (sentences and dead_now.get(name, 0) > DEAD_LIMIT * sentences):
+            merge.append(name)
+            carried += live
+        else:
+            break
+    merge += [n for n, s in segments if n not in merge and s and dead_now.get(n, 0) > DEAD_LIMIT * s]
+    return merge
 
 
 class Index:
-    """A loaded generation: vectors, chunk and sentence tables, BM25 and the article store. Read-only."""
+    """The loaded live segments, seen as one index with global row numbers. Read-only."""
 
-    def __init__(self, path: Path, manifest: dict[str, Any], faiss_index: Any, sentences: np.ndarray,
-                 chunks: np.ndarray, bm25: Any, db: sqlite3.Connection) -> None:
+    def __init__(self, path: Path, manifest: dict[str, Any], segments: list[Segment]) -> None:
         self.path = path
         self.manifest = manifest
-        self._faiss = faiss_index
-        self._sentences = sentences
-        self._chunks = chunks
-        self._bm25 = bm25
-        self._db = db
+        self._segments = segments
+        self._s_off = np.cumsum([0] + [s.info["sentences"] for s in segments])
+        self._c_off = np.cumsum([0] + [s.info["chunks"] for s in segments])
+        self._a_off = np.cumsum([0] + [s.info["articles"] for s in segments])
+        self._dim = int(manifest.get("dimension") or (segments[0].info["dimension"] if segments else 0))
+        self._cache: dict[tuple[int, str], str] = {}
         self._lock = threading.Lock()
-        rows = db.execute("SELECT row, id, title FROM articles ORDER BY row").fetchall()
-        self._article_ids = [r[1] for r in rows]
-        self._titles = [r[2] for r in rows]
-        self._article_row = {r[1]: r[0] for r in rows}
-        self._text_cache: dict[int, str] = {}
-        # first chunk whose last sentence is at or after a sentence row: chunks are ordered by sentence
-        self._chunk_last = chunks[:, 4] if len(chunks) else np.zeros(0, dtype=np.int64)
-        vocab = bm25.vocab_dict or {}
-        indptr = np.asarray(bm25.scores["indptr"])
-        self._df = {t: int(indptr[i + 1] - indptr[i]) for t, i in vocab.items() if t and i + 1 < len(indptr)}
+        n_docs = sum(s.num_docs for s in segments)
+        self._idf_cache: dict[str, float] = {}
+        self._total_docs = n_docs
 
     @classmethod
     def load(cls, index_dir: Path, settings: Settings) -> Index:
-        """Open the live generation; refuse one built by another model, chunking or format."""
+        """Open the live segments; refuse an index built by another model, chunking or format."""
         manifest = read_manifest(index_dir)
         if manifest is None:
             raise IndexMissingError(f"there is no index in {index_dir}; build it with: rag index build")
         check_compatible(manifest, settings)
-        gen = _current_generation(index_dir)
-        assert gen is not None  # read_manifest returned a manifest, so there is a generation
+        db = connect(index_dir / CATALOG)
         try:
-            import bm25s
-            import faiss
-
-            faiss_index = faiss.read_index(str(gen / "vectors.faiss"))
-            sentences = np.load(gen / "sentences.npy")
-            chunks = np.load(gen / "chunks.npy")
-            with contextlib.redirect_stderr(open(os.devnull, "w")):
-                bm25 = bm25s.BM25.load(str(gen / "bm25"), show_progress=False)
-            db = sqlite3.connect(f"file:{gen / 'store.sqlite'}?mode=ro", uri=True, check_same_thread=False)
-            db.execute("SELECT count(*) FROM articles").fetchone()
-        except Exception as exc:  # any unreadable part means the same thing to the user
-            raise IndexCorruptError(f"the index in {gen} is damaged ({type(exc).__name__}: {exc}); {REBUILD_HINT}") from None
-        counts = manifest.get("counts", {})
-        if faiss_index.ntotal != len(sentences) or counts.get("sentences") != len(sentences) or counts.get("chunks") != len(chunks):
-            raise IndexCorruptError(f"the index in {gen} is inconsistent (row counts differ); {REBUILD_HINT}")
-        return cls(gen, manifest, faiss_index, sentences, chunks, bm25, db)
+            segments = open_segments(index_dir, db)
+        finally:
+            db.close()
+        return cls(index_dir, manifest, list(segments.values()))
 
     def close(self) -> None:
-        self._db.close()
+        for segment in self._segments:
+            segment.close()
 
     @property
     def dimension(self) -> int:
-        return int(self._faiss.d)
+        return self._dim
 
     @property
     def num_chunks(self) -> int:
-        return len(self._chunks)
+        return int(self.manifest.get("counts", {}).get("chunks", self._c_off[-1]))
 
     @property
     def num_articles(self) -> int:
-        return len(self._article_ids)
+        return int(self.manifest.get("counts", {}).get("articles", 0))
+
+    def _at(self, offsets: np.ndarray, row: int) -> tuple[int, int]:
+        i = int(np.searchsorted(offsets, row, side="right")) - 1
+        return i, row - int(offsets[i])
 
     def article_ids(self) -> list[str]:
-        return list(self._article_ids)
+        return [aid for segment in self._segments for aid in segment.live_ids()]
+
+    def _field(self, article_row: int, name: str) -> str:
+        key = (article_row, name)
+        value = self._cache.get(key)
+        if value is None:
+            i, local = self._at(self._a_off, article_row)
+            value = self._segments[i].field(local, name)
+            with self._lock:
+                if len(self._cache) > 1024:
+                    self._cache.clear()
+                self._cache[key] = value
+        return value
 
     def title(self, article_row: int) -> str:
-        return self._titles[article_row]
-
-    def _text(self, article_row: int) -> str:
-        text = self._text_cache.get(article_row)
-        if text is None:
-            with self._lock:
-                text = self._db.execute("SELECT text FROM articles WHERE row = ?", (article_row,)).fetchone()[0]
-            if len(self._text_cache) > 512:
-                self._text_cache.clear()
-            self._text_cache[article_row] = text
-        return text
+        return self._field(article_row, "title")
 
     def article(self, article_id: str) -> Article | None:
-        row = self._article_row.get(article_id)
-        if row is None:
-            return None
-        with self._lock:
-            r = self._db.execute(
-                "SELECT id, title, text, path, url, published_at, source FROM articles WHERE row = ?", (row,)
-            ).fetchone()
-        return Article(*r)
+        for segment in reversed(self._segments):
+            row = segment.find(article_id)
+            if row is not None:
+                return segment.article(row)
+        return None
 
     def article_vectors(self, article_id: str) -> np.ndarray | None:
-        row = self._article_row.get(article_id)
-        if row is None:
-            return None
-        rows = np.flatnonzero(self._sentences[:, 0] == row)
-        if not len(rows):
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        return self._faiss.reconstruct_n(int(rows[0]), len(rows))
+        for segment in reversed(self._segments):
+            row = segment.find(article_id)
+            if row is not None:
+                return segment.article_vectors(row)
+        return None
 
     def chunk(self, row: int) -> Chunk:
-        article_row, start, end, first, last = (int(x) for x in self._chunks[row])
-        spans = tuple((int(s), int(e)) for _, s, e in self._sentences[first : last + 1])
-        article_id = self._article_ids[article_row]
-        return Chunk(f"{article_id}:{start}-{end}", article_id, self._text(article_row)[start:end], start, end, spans)
+        i, local = self._at(self._c_off, row)
+        segment = self._segments[i]
+        article_row, start, end, first, last = (int(x) for x in segment.chunks[local])
+        spans = tuple((int(s), int(e)) for _, s, e in segment.sentences[first : last + 1])
+        global_article = int(self._a_off[i]) + article_row
+        article_id = self._field(global_article, "id")
+        text = self._field(global_article, "text")
+        return Chunk(f"{article_id}:{start}-{end}", article_id, text[start:end], start, end, spans)
 
     def chunk_article_row(self, row: int) -> int:
-        return int(self._chunks[row, 0])
+        i, local = self._at(self._c_off, row)
+        return int(self._a_off[i]) + int(self._segments[i].chunks[local, 0])
 
     def chunks_of_sentence(self, sentence_row: int) -> list[int]:
-        first = int(np.searchsorted(self._chunk_last, sentence_row, side="left"))
+        i, local = self._at(self._s_off, sentence_row)
+        chunks = self._segments[i].chunks
+        first = int(np.searchsorted(chunks[:, 4], local, side="left"))
         out = []
-        for row in range(first, len(self._chunks)):
-            if self._chunks[row, 3] > sentence_row:
+        for row in range(first, len(chunks)):
+            if chunks[row, 3] > local:
                 break
-            out.append(row)
+            out.append(int(self._c_off[i]) + row)
         return out
 
     def chunk_sentence_rows(self, row: int) -> range:
-        return range(int(self._chunks[row, 3]), int(self._chunks[row, 4]) + 1)
+        i, local = self._at(self._c_off, row)
+        chunk = self._segments[i].chunks[local]
+        base = int(self._s_off[i])
+        return range(base + int(chunk[3]), base + int(chunk[4]) + 1)
 
     def dense_search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(sentence rows, cosine scores), best first."""
-        k = min(k, self._faiss.ntotal)
-        if k <= 0:
+        """(sentence rows, cosine scores), best first, over every live sentence."""
+        rows, scores = [], []
+        for i, segment in enumerate(self._segments):
+            r, s = segment.search(query, k)
+            rows.append(r + int(self._s_off[i]))
+            scores.append(s)
+        if not rows:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        scores, rows = self._faiss.search(query.reshape(1, -1).astype(np.float32), k)
-        keep = rows[0] >= 0
-        return rows[0][keep], scores[0][keep]
+        all_rows, all_scores = np.concatenate(rows), np.concatenate(scores)
+        best = np.argsort(-all_scores, kind="stable")[:k]
+        return all_rows[best].astype(np.int64), all_scores[best].astype(np.float32)
 
     def sentence_scores(self, query: np.ndarray, rows: range) -> np.ndarray:
-        vectors = self._faiss.reconstruct_n(rows.start, len(rows))
-        return vectors @ query
+        i, local = self._at(self._s_off, rows.start)
+        return np.asarray(self._segments[i].vectors[local : local + len(rows)]) @ query
+
+    def _idf(self, term: str) -> float:
+        # the Lucene IDF bm25s uses, over every segment's chunks
+        df = self.doc_freq(term)
+        return float(np.log(1 + (self._total_docs - df + 0.5) / (df + 0.5)))
 
     def lexical_search(self, query_terms: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(chunk rows, BM25 scores), best first; only chunks that share a term with the query."""
-        k = min(k, len(self._chunks))
-        if k <= 0 or not any(t in self._df for t in query_terms):
+        """(chunk rows, BM25 scores), best first; only chunks that share a term with the query.
+
+        The largest segment scores with its own statistics (it holds most of the corpus); smaller ones are
+        re-weighted to the whole index's IDF so a fresh delta is not ranked by its own tiny vocabulary.
+        """
+        if k <= 0 or not any(self.doc_freq(t) for t in query_terms):
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        with self._lock:
-            docs, scores = self._bm25.retrieve([query_terms], k=k, show_progress=False, n_threads=1)
-        keep = scores[0] > 0
-        return docs[0][keep], scores[0][keep]
+        largest = max(range(len(self._segments)), key=lambda i: self._segments[i].num_docs)
+        rows, scores = [], []
+        for i, segment in enumerate(self._segments):
+            weights = None
+            if i != largest:
+                weights = {}
+                for t in set(query_terms):
+                    df = segment.df(t)
+                    if df:
+                        local = np.log(1 + (segment.num_docs - df + 0.5) / (df + 0.5))
+                        weights[t] = self._idf(t) / local if local > 0 else 1.0
+            r, s = segment.lexical(query_terms, k, weights)
+            rows.append(r + int(self._c_off[i]))
+            scores.append(s)
+        all_rows, all_scores = np.concatenate(rows), np.concatenate(scores)
+        best = np.argsort(-all_scores, kind="stable")[:k]
+        return all_rows[best], all_scores[best]
 
     def doc_freq(self, term: str) -> int:
-        return self._df.get(term, 0)
+        return sum(segment.df(term) for segment in self._segments)
 
     def size_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
+        return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file() and ".scratch" not in p.parts)
 
 
 def open_index(settings: Settings, embedder: Embedder | None = None, progress: Progress | None = None) -> Index:

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -52,14 +53,15 @@ def test_incremental_build_embeds_only_what_changed(tmp_path: Path, corpus: Path
     assert report.changed == (changed_path.name,)
     assert report.removed == (removed_path.name,)
     index = Index.load(settings.index_dir, settings)
-    new_sentences = index.manifest["articles"]["new.txt"]["sentences"]
-    changed_sentences = index.manifest["articles"][changed_path.name]["sentences"]
+    new_sentences = len(index.article_vectors("new.txt"))
+    changed_sentences = len(index.article_vectors(changed_path.name))
     assert report.embedded == new_sentences + changed_sentences
     assert removed_path.name not in index.article_ids()
     np.testing.assert_array_equal(index.article_vectors(unchanged_id), old_vectors)
     hits = Retriever(index, embedder, top_k=3).retrieve("Which river rose overnight?")
     assert hits[0].chunk.article_id == "new.txt"
-    assert len(list(settings.index_dir.glob("gen-*"))) == 1
+    live = {segment["name"] for segment in index.manifest["segments"]}
+    assert {p.name for p in settings.index_dir.glob("gen-*")} == live  # merged or replaced segments are gone
 
 
 def test_save_then_load_gives_the_same_results(tmp_path: Path, corpus: Path, embedder: Embedder) -> None:
@@ -130,25 +132,23 @@ def test_index_built_by_another_model_is_refused_with_a_rebuild_hint(tmp_path: P
 def test_index_of_another_format_version_is_refused(tmp_path: Path, corpus: Path, embedder: Embedder) -> None:
     settings = make_settings(corpus, tmp_path / "index")
     build_index(settings, embedder)
-    gen = next(settings.index_dir.glob("gen-*"))
-    manifest = json.loads((gen / "manifest.json").read_text())
-    manifest["format_version"] = 999
-    (gen / "manifest.json").write_text(json.dumps(manifest))
+    with sqlite3.connect(settings.index_dir / "catalog.sqlite") as db:
+        db.execute("UPDATE meta SET value = ? WHERE key = 'format_version'", (json.dumps(999),))
     with pytest.raises(IndexMismatchError, match="format version"):
         Index.load(settings.index_dir, settings)
 
 
-@pytest.mark.parametrize("damage", ["manifest", "vectors", "pointer", "rows"])
+@pytest.mark.parametrize("damage", ["catalog", "vectors", "segment", "rows"])
 def test_corrupt_index_is_reported_not_crashed(tmp_path: Path, corpus: Path, embedder: Embedder, damage: str) -> None:
     settings = make_settings(corpus, tmp_path / "index")
     build_index(settings, embedder)
     gen = next(settings.index_dir.glob("gen-*"))
-    if damage == "manifest":
-        (gen / "manifest.json").write_text("{broken")
+    if damage == "catalog":
+        (settings.index_dir / "catalog.sqlite").write_bytes(b"{broken" * 100)
     elif damage == "vectors":
         (gen / "vectors.faiss").write_bytes(b"not a faiss file")
-    elif damage == "pointer":
-        (settings.index_dir / "CURRENT").write_text("gen-000404")
+    elif damage == "segment":
+        shutil.rmtree(gen)
     else:
         np.save(gen / "sentences.npy", np.zeros((1, 3), dtype=np.int64))
     with pytest.raises(IndexCorruptError, match="rebuild"):
@@ -180,3 +180,148 @@ def test_empty_folder_gives_an_empty_but_valid_index(tmp_path: Path, embedder: E
     assert report.articles == 0
     index = Index.load(settings.index_dir, settings)
     assert Retriever(index, embedder).retrieve("anything at all") == ()
+
+
+def _located(index: Index, rows: np.ndarray) -> list[tuple[str, int, int]]:
+    """Sentence rows as (article id, start, end): comparable across indexes whose row numbers differ."""
+    out = []
+    for row in rows:
+        chunk = index.chunk(index.chunks_of_sentence(int(row))[0])
+        rel = int(row) - index.chunk_sentence_rows(index.chunks_of_sentence(int(row))[0]).start
+        out.append((chunk.article_id, *chunk.sentences[rel]))
+    return out
+
+
+def test_delta_segment_tombstones_changed_and_removed_articles(tmp_path: Path, corpus: Path, embedder: Embedder) -> None:
+    settings = make_settings(corpus, tmp_path / "index")
+    build_index(settings, embedder)
+    (corpus / "tiny.txt").write_text("Ferry strike\nThe ferry crews in Kiel stopped work on Monday.\n", encoding="utf-8")
+    report = build_index(settings, embedder)
+    assert report.added == ("tiny.txt",) and not report.merged  # one short article: a small delta, no merge
+    index = Index.load(settings.index_dir, settings)
+    assert len(index.manifest["segments"]) == 2
+    index.close()
+
+    files = sorted(corpus.glob("00*.txt"))
+    changed, removed = files[0], files[1]
+    old_text = changed.read_text(encoding="utf-8")
+    changed.write_text(old_text.replace(old_text.splitlines()[2][:40], "The harbour master counted nine herons"), encoding="utf-8")
+    removed.unlink()
+    report = build_index(settings, embedder)
+    assert report.changed == (changed.name,) and report.removed == (removed.name,)
+    index = Index.load(settings.index_dir, settings)
+    ids = index.article_ids()
+    assert len(ids) == len(set(ids)) == 5 and removed.name not in ids
+    assert index.article(changed.name).text == changed.read_text(encoding="utf-8")
+    assert index.article(removed.name) is None
+    retriever = Retriever(index, embedder, top_k=8)
+    for question in ("How many herons did the harbour master count?", old_text.splitlines()[2][:80], "ferry strike in Kiel"):
+        for passage in retriever.retrieve(question):
+            article = index.article(passage.chunk.article_id)
+            assert article is not None and article.text[passage.chunk.start : passage.chunk.end] == passage.chunk.text
+    assert retriever.retrieve("How many herons did the harbour master count?")[0].chunk.article_id == changed.name
+
+    # the same articles built from scratch: dense search finds the same sentences with the same scores
+    fresh_settings = make_settings(corpus, tmp_path / "fresh")
+    build_index(fresh_settings, embedder)
+    fresh = Index.load(fresh_settings.index_dir, fresh_settings)
+    query = embedder.encode_query("Who leads North Korea?")
+    rows, scores = index.dense_search(query, 20)
+    fresh_rows, fresh_scores = fresh.dense_search(query, 20)
+    assert _located(index, rows) == _located(fresh, fresh_rows)
+    np.testing.assert_allclose(scores, fresh_scores, rtol=1e-5)
+    assert index.num_chunks == fresh.num_chunks and index.num_articles == fresh.num_articles
+
+
+def test_merges_keep_few_segments_and_reuse_stored_vectors(tmp_path: Path, corpus: Path, embedder: Embedder) -> None:
+    settings = make_settings(corpus, tmp_path / "index")
+    build_index(settings, embedder)
+    towns = ["Tromso", "Bergen", "Lyon", "Porto", "Gdansk", "Valletta"]
+    for i, town in enumerate(towns):
+        (corpus / f"update_{i}.txt").write_text(
+            f"Update {i}\n" + " ".join(f"The council of {town} approved budget line {j}." for j in range(3 + 4 * i)),
+            encoding="utf-8",
+        )
+        report = build_index(settings, embedder)
+        assert report.embedded == len(Index.load(settings.index_dir, settings).article_vectors(f"update_{i}.txt"))
+    index = Index.load(settings.index_dir, settings)
+    assert len(index.manifest["segments"]) <= 3
+    assert {p.name for p in settings.index_dir.glob("gen-*")} == {s["name"] for s in index.manifest["segments"]}
+    assert sorted(index.article_ids()) == sorted(p.name for p in corpus.iterdir())
+    hits = Retriever(index, embedder, top_k=3).retrieve("What did the council of Gdansk approve?")
+    assert hits[0].chunk.article_id == "update_4.txt"
+
+
+def test_large_segments_get_an_approximate_index_that_finds_what_exact_search_finds(
+    tmp_path: Path, corpus: Path, embedder: Embedder
+) -> None:
+    settings = make_settings(corpus, tmp_path / "index")
+    report = build_index(settings, embedder, exact_max=50)  # tiny threshold so five articles count as "large"
+    index = Index.load(settings.index_dir, settings)
+    assert [s["kind"] for s in index.manifest["segments"]] == ["ivf-sq8"] and report.sentences > 50
+    exact_settings = make_settings(corpus, tmp_path / "exact")
+    build_index(exact_settings, embedder)
+    exact = Index.load(exact_settings.index_dir, exact_settings)
+    assert [s["kind"] for s in exact.manifest["segments"]] == ["flat"]
+    overlap = []
+    for question in ("Who leads North Korea?", "How many troops were sent?", "What happened to the economy?"):
+        query = embedder.encode_query(question)
+        got, got_scores = index.dense_search(query, 10)
+        want, _ = exact.dense_search(query, 10)
+        overlap.append(len(set(got.tolist()) & set(want.tolist())) / 10)
+        # candidates are re-scored with the stored exact vectors
+        np.testing.assert_allclose(got_scores, [index.sentence_scores(query, range(int(r), int(r) + 1))[0] for r in got], rtol=1e-5)
+    assert min(overlap) >= 0.9
+
+
+def test_killed_build_resumes_without_re_embedding_finished_batches(tmp_path: Path, corpus: Path, embedder: Embedder) -> None:
+    settings = make_settings(corpus, tmp_path / "index")
+    build_index(settings, embedder)
+    for i in range(60):
+        sentences = " ".join(f"Dispatch {i} line {j} reports figure {i * 100 + j} from harbour {j}." for j in range(60))
+        (corpus / f"bulk_{i:02d}.txt").write_text(f"Bulk {i}\n{sentences}\n", encoding="utf-8")
+    env = {**os.environ, "RAG_ARTICLES_DIR": str(corpus), "RAG_INDEX_DIR": str(settings.index_dir), "PYTHONPATH": str(PROJECT_ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "index", "build"], env=env, stderr=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, cwd=tmp_path)
+    scratch = settings.index_dir / ".scratch"
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None and not list(scratch.glob("*[0-9a-f].npy")):
+            time.sleep(0.05)
+        assert proc.poll() is None, "the build ended before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    Index.load(settings.index_dir, settings).close()  # the previous index is intact
+    report = build_index(settings, embedder)
+    new_sentences = report.embedded + report.resumed
+    assert report.resumed >= 10 * 61 and report.embedded > 0  # whole batches came back from the scratch area
+    assert new_sentences == 60 * 61 and len(report.added) == 60 and not scratch.exists()
+    index = Index.load(settings.index_dir, settings)
+    spans = [index.chunk(r).sentences for r in range(index.num_chunks) if index.chunk(r).article_id == "bulk_00.txt"]
+    text = (corpus / "bulk_00.txt").read_text(encoding="utf-8")
+    first = sorted({s for chunk in spans for s in chunk})
+    np.testing.assert_allclose(index.article_vectors("bulk_00.txt"), embedder.encode_documents([text[s:e] for s, e in first]), atol=1e-5)
+
+
+def test_touching_a_file_re_embeds_nothing(tmp_path: Path, corpus: Path, embedder: Embedder) -> None:
+    settings = make_settings(corpus, tmp_path / "index")
+    build_index(settings, embedder)
+    path = next(corpus.glob("*.txt"))
+    os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
+    report = build_index(settings, embedder)
+    assert report.embedded == 0 and not report.changed and not freshness(settings).stale
+
+
+def test_index_of_the_old_single_generation_layout_is_refused(tmp_path: Path, corpus: Path, embedder: Embedder) -> None:
+    index_dir = tmp_path / "index"
+    (index_dir / "gen-000001").mkdir(parents=True)
+    (index_dir / "CURRENT").write_text("gen-000001")
+    settings = make_settings(corpus, index_dir, auto_build=False)
+    with pytest.raises(IndexMismatchError, match="--rebuild"):
+        Index.load(index_dir, settings)
+    build_index(settings, embedder)  # a build replaces it
+    assert not (index_dir / "CURRENT").exists() and not (index_dir / "gen-000001").exists()
+    Index.load(index_dir, settings).close()

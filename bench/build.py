@@ -1,0 +1,140 @@
+"""Build benchmark: a full index build of a corpus, next to the raw model throughput on the same sentences.
+
+"Chunks per second" here means embedded units per second: the index embeds every SENTENCE (chunks score by
+their best sentence), so the rate is sentences/s for the whole build (ingest, chunking, embedding, BM25,
+FAISS, writing) against sentences/s of `SentenceTransformer.encode` alone on the same sentence texts.
+
+    python bench/build.py 1000                 # real model
+    python bench/build.py 100000 --standin     # stand-in vectors (bench/standin.py): index figures only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.corpus import generate  # noqa: E402
+from bench.standin import NAME as STANDIN  # noqa: E402
+from bench.standin import HashEmbedder  # noqa: E402
+
+WORK = Path("/tmp/ragbench")
+
+
+def corpus_dir(size: str, work: Path = WORK) -> Path:
+    if size == "bundled":  # a copy: the incremental benchmark edits the corpus (and restores it)
+        copy = work / "corpus-bundled"
+        if not copy.exists():
+            shutil.copytree(ROOT / "articles", copy)
+        return copy
+    return generate(int(size), work / f"corpus-{size}")
+
+
+def index_dir(size: str, standin: bool, work: Path = WORK) -> Path:
+    return work / f"index-{size}-{'standin' if standin else 'real'}"
+
+
+def settings_for(size: str, standin: bool, work: Path = WORK, **changes: object):  # -> Settings
+    from rag.config import load_settings
+
+    model = {"embed_model": STANDIN} if standin else {}
+    return load_settings(config_file=None, environ={}, articles_dir=corpus_dir(size, work),
+                         index_dir=index_dir(size, standin, work), **model, **changes)
+
+
+def embedder_for(standin: bool, settings):  # -> Embedder | HashEmbedder
+    from rag.embed import Embedder
+
+    return HashEmbedder() if standin else Embedder(settings.embed_model, settings.embed_batch_size)
+
+
+def progress_bar():
+    from tqdm import tqdm
+
+    bar: list = []
+
+    def update(done: int, total: int) -> None:
+        if not bar:
+            bar.append(tqdm(total=total, unit="sent", file=sys.stderr, mininterval=2, desc="embedding"))
+        bar[0].n = done
+        bar[0].refresh()
+
+    return update, (lambda: bar and bar[0].close())
+
+
+def sentence_texts(settings) -> list[str]:  # noqa: ANN001
+    """Every embedded sentence of the built index, in index order."""
+    from rag.index import Index
+
+    index = Index.load(settings.index_dir, settings)
+    out = []
+    for segment in index._segments:  # benchmark code may look inside
+        rows = segment.sentences
+        article = -1
+        text = ""
+        for a, s, e in rows:
+            if a != article:
+                article, text = int(a), segment.field(int(a), "text")
+            out.append(text[s:e])
+    index.close()
+    return out
+
+
+def raw_throughput(texts: list[str], batch_size: int) -> float:
+    """Sentences/s of the model alone: one encode() call over all texts (it sorts by length itself)."""
+    from rag.embed import Embedder
+
+    model = Embedder()._load()
+    model.encode(texts[:64], batch_size=batch_size)  # warm
+    started = time.perf_counter()
+    model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+    return len(texts) / (time.perf_counter() - started)
+
+
+def run(size: str, standin: bool, work: Path = WORK, exact_max: int | None = None) -> dict:
+    from rag.index import build_index
+    from rag.store import EXACT_MAX_SENTENCES
+
+    settings = settings_for(size, standin, work)
+    shutil.rmtree(settings.index_dir, ignore_errors=True)
+    embedder = embedder_for(standin, settings)
+    if not standin:
+        embedder.encode_query("warm up")  # model load is not build throughput
+    update, close = progress_bar()
+    started = time.perf_counter()
+    try:
+        report = build_index(settings, embedder, progress=update, exact_max=exact_max or EXACT_MAX_SENTENCES)
+    finally:
+        close()
+    seconds = time.perf_counter() - started
+    result = {
+        "size": size, "vectors": "stand-in" if standin else "real model", "articles": report.articles,
+        "chunks": report.chunks, "sentences": report.sentences, "build_s": round(seconds, 2),
+        "build_rate": round(report.sentences / seconds, 1),
+    }
+    if not standin:
+        texts = sentence_texts(settings)
+        raw = raw_throughput(texts, settings.embed_batch_size)
+        result.update(raw_rate=round(raw, 1), pipeline_share=round(result["build_rate"] / raw, 3))
+    (work / f"build-{size}-{'standin' if standin else 'real'}.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("size", help="'bundled' or a number of synthetic articles")
+    parser.add_argument("--standin", action="store_true", help="hashed stand-in vectors instead of the model")
+    parser.add_argument("--work", type=Path, default=WORK)
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    print(json.dumps(run(args.size, args.standin, args.work)))
+
+
+if __name__ == "__main__":
+    main()

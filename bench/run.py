@@ -1,0 +1,374 @@
+"""The speed-and-scale benchmark: build, incremental, load, query, recall, cold start, LlamaIndex side by side.
+
+    python bench/run.py --sizes bundled,1000,10000,100000 --real-up-to 1000
+
+Sizes above --real-up-to are built from STAND-IN vectors (bench/standin.py; the real model would need hours
+here), which every result records; give a larger --real-up-to on a machine with the time. Each size writes
+bench/results/<size>.json; bench/report.py turns them into BENCHMARKS.md. Corpora and indexes go to
+--work (default /tmp/ragbench), never into the repository. Figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import build as build_bench  # noqa: E402
+from bench.corpus import article, path_of, questions  # noqa: E402
+from bench.standin import HashEmbedder  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+PY = sys.executable
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+
+
+def question_set(size: str) -> list[str]:
+    if size == "bundled":
+        from tests.conftest import DEV_QUESTIONS
+
+        qs = [json.loads(line)["question"] for line in DEV_QUESTIONS.read_text().splitlines() if line.strip()]
+        return [qs[i % len(qs)] for i in range(200)]
+    return [q for q, _, _ in questions(int(size), 200)]
+
+
+def _probe(code: str, env: dict[str, str] | None = None) -> dict:
+    out = subprocess.run([PY, "-c", code], capture_output=True, text=True, env={**os.environ, **(env or {})}, cwd=ROOT)
+    if out.returncode:
+        raise RuntimeError(out.stderr[-2000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+_LOAD = """
+import json, sys, time
+sys.path.insert(0, {root!r})
+def rss():
+    fields = dict(l.split(':', 1) for l in open('/proc/self/status'))
+    return {{k: int(fields[k].split()[0]) * 1024 for k in ('VmRSS', 'RssAnon', 'RssFile')}}
+from rag.config import load_settings
+from rag.index import Index
+import numpy, faiss, bm25s  # the libraries any process using the index has loaded anyway
+before = rss()
+settings = load_settings(config_file=None, environ={{}}, articles_dir={articles!r}, index_dir={index!r}, embed_model={model!r})
+t = time.perf_counter()
+index = Index.load(settings.index_dir, settings)
+seconds = time.perf_counter() - t
+after = rss()
+print(json.dumps({{"load_s": seconds, "rss_before": before, "rss_after": after}}))
+"""
+
+
+def measure_load(settings) -> dict:  # noqa: ANN001
+    code = _LOAD.format(root=str(ROOT), articles=str(settings.articles_dir), index=str(settings.index_dir), model=settings.embed_model)
+    runs = [_probe(code) for _ in range(3)]
+    best = sorted(runs, key=lambda r: r["load_s"])[1]  # the median of three, page cache warm
+    import sqlite3
+
+    text = 0
+    for seg in settings.index_dir.glob("gen-*"):
+        with sqlite3.connect(seg / "store.sqlite") as db:
+            text += db.execute("SELECT coalesce(sum(length(text)), 0) FROM articles").fetchone()[0]
+    manifest_counts = json.loads(subprocess.run(
+        [PY, "-m", "rag.cli", "index", "info", "--json", "--index", str(settings.index_dir)],
+        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "RAG_EMBED_MODEL": settings.embed_model},
+    ).stdout or "{}")
+    vectors = manifest_counts.get("sentences", 0) * 384 * 4
+    return {
+        "load_s": round(best["load_s"], 3),
+        "rss_after_mb": round(best["rss_after"]["VmRSS"] / 2**20, 1),
+        "rss_index_mb": round((best["rss_after"]["VmRSS"] - best["rss_before"]["VmRSS"]) / 2**20, 1),
+        "raw_vectors_text_mb": round((vectors + text) / 2**20, 1),
+        "disk_mb": round(sum(p.stat().st_size for p in settings.index_dir.rglob("*") if p.is_file()) / 2**20, 1),
+    }
+
+
+def measure_incremental(size: str, settings, standin: bool) -> dict:  # noqa: ANN001
+    """Add one article, then change one, timing each `build_index`; the corpus is restored afterwards."""
+    from rag.index import build_index
+
+    if size == "bundled":
+        new_path = settings.articles_dir / "zz_bench_added.txt"
+        changed = sorted(settings.articles_dir.glob("*.txt"))[0]
+        new_text = article(0)[0]
+    else:
+        n = int(size)
+        new_path, changed, new_text = path_of(settings.articles_dir, n), path_of(settings.articles_dir, 0), article(n)[0]
+    embedder = build_bench.embedder_for(standin, settings)
+    if not standin:
+        embedder.encode_query("warm up")
+    original = changed.read_text(encoding="utf-8")
+    from rag.chunk import _punkt
+
+    t = time.perf_counter()
+    build_index(settings, embedder)  # warm: imports and the sentence splitter load once per process
+    _punkt()
+    out = {"first_noop_s": round(time.perf_counter() - t, 3)}
+    try:
+        new_path.parent.mkdir(exist_ok=True)
+        new_path.write_text(new_text, encoding="utf-8")
+        t = time.perf_counter()
+        report = build_index(settings, embedder)
+        out["add_one_s"] = round(time.perf_counter() - t, 3)
+        out["add_embedded"] = report.embedded
+        changed.write_text(original + "\nA correction was appended to this article by the benchmark.\n", encoding="utf-8")
+        t = time.perf_counter()
+        report = build_index(settings, embedder)
+        out["change_one_s"] = round(time.perf_counter() - t, 3)
+        out["change_embedded"] = report.embedded
+        t = time.perf_counter()
+        report = build_index(settings, embedder)
+        out["noop_s"] = round(time.perf_counter() - t, 3)
+    finally:
+        new_path.unlink(missing_ok=True)
+        changed.write_text(original, encoding="utf-8")
+        build_index(settings, embedder)
+    return out
+
+
+def measure_queries(size: str, settings, standin: bool, profile_to: Path | None = None) -> dict:  # noqa: ANN001
+    """Warm p50/p95 of retrieval alone and of the whole answer over 200 questions (real query encoder)."""
+    from rag.embed import Embedder
+    from rag.pipeline import Assistant
+
+    assistant = Assistant(settings.replace(auto_build=False))
+    real = Embedder()
+    assistant.embedder = real
+    assistant.retriever.embedder = real
+    qs = question_set(size)
+    for q in qs[:10]:
+        assistant.ask(q)
+    encode, retrieve, whole = [], [], []
+    for q in qs:
+        t = time.perf_counter()
+        real.encode_query(q)
+        encode.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        assistant.retriever.retrieve(q)
+        retrieve.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        assistant.ask(q)
+        whole.append((time.perf_counter() - t) * 1000)
+    out = {
+        "encode_p50_ms": pct(encode, 0.5),
+        "retrieve_p50_ms": pct(retrieve, 0.5), "retrieve_p95_ms": pct(retrieve, 0.95),
+        "answer_p50_ms": pct(whole, 0.5), "answer_p95_ms": pct(whole, 0.95),
+    }
+    if profile_to is not None:
+        profile_to.parent.mkdir(parents=True, exist_ok=True)
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.0005)
+        profiler.start()
+        for q in qs:
+            assistant.ask(q)
+        profiler.stop()
+        profile_to.write_text(profiler.output_text(unicode=False, color=False, show_all=False))
+    assistant.close()
+    return out
+
+
+def measure_recall(size: str, settings) -> dict:  # noqa: ANN001
+    """recall@10 of the index's dense search against exact search over the same stored vectors."""
+    import numpy as np
+
+    from rag.index import Index
+
+    index = Index.load(settings.index_dir, settings)
+    kinds = [s["kind"] for s in index.manifest["segments"]]
+    encoder = HashEmbedder() if settings.embed_model.startswith("bench-") else None
+    if encoder is None:
+        from rag.embed import Embedder
+
+        encoder = Embedder()
+    queries = np.stack([encoder.encode_query(q) for q in question_set(size)])
+    exact_scores = np.full((len(queries), 10), -np.inf, dtype=np.float32)
+    exact_rows = np.zeros((len(queries), 10), dtype=np.int64)
+    offset = 0
+    for segment in index._segments:  # benchmark code may look inside
+        n = segment.vectors.shape[0]
+        dead = np.isin(segment.sentences[:, 0], list(segment.dead)) if segment.dead else None
+        for begin in range(0, n, 200_000):
+            block = np.asarray(segment.vectors[begin : begin + 200_000]) @ queries.T  # [rows, queries]
+            if dead is not None:
+                block[dead[begin : begin + 200_000]] = -np.inf
+            both_s = np.concatenate([exact_scores, block.T], axis=1)
+            both_r = np.concatenate([exact_rows, np.broadcast_to(np.arange(begin, begin + len(block)) + offset, (len(queries), len(block)))], axis=1)
+            top = np.argsort(-both_s, axis=1)[:, :10]
+            exact_scores = np.take_along_axis(both_s, top, axis=1)
+            exact_rows = np.take_along_axis(both_r, top, axis=1)
+        offset += n
+    def trial() -> dict:
+        hits, tied, search_ms = [], [], []
+        for q, want, want_scores in zip(queries, exact_rows, exact_scores, strict=True):
+            t = time.perf_counter()
+            got, got_scores = index.dense_search(q, 10)
+            search_ms.append((time.perf_counter() - t) * 1000)
+            hits.append(len(set(got.tolist()) & set(want.tolist())) / 10)
+            # tie-aware: a result scoring at least the exact 10th score is as good as any exact one
+            tied.append(min(10, int((got_scores >= want_scores[9] - 1e-5).sum())) / 10)
+        return {"recall_at_10": round(float(np.mean(hits)), 4), "recall_at_10_ties": round(float(np.mean(tied)), 4),
+                "dense_search_p50_ms": pct(search_ms, 0.5), "dense_search_p95_ms": pct(search_ms, 0.95)}
+
+    out = {"search_kind": "+".join(kinds), **trial()}
+    ivf = [s for s in index._segments if s.info["kind"] != "flat"]
+    if ivf:  # what more probes would buy: recall against latency
+        out["nprobe"] = [s.faiss.nprobe for s in ivf]
+        out["nlist"] = [s.faiss.nlist for s in ivf]
+        calibrated = [s.faiss.nprobe for s in ivf]
+        out["sweep"] = []
+        for factor in (2, 4, 8, 16):
+            for s, base in zip(ivf, calibrated, strict=True):
+                s.faiss.nprobe = min(s.faiss.nlist, base * factor)
+            out["sweep"].append({"nprobe": [s.faiss.nprobe for s in ivf], **trial()})
+        for s, base in zip(ivf, calibrated, strict=True):
+            s.faiss.nprobe = base
+    elif not settings.embed_model.startswith("bench-") and sum(s.info["sentences"] for s in index._segments) > 10_000:
+        out["ivf_on_real_vectors"] = _ivf_check(index, queries, exact_rows, exact_scores)
+    index.close()
+    return out
+
+
+def _ivf_check(index, queries, exact_rows, exact_scores) -> dict:  # noqa: ANN001
+    """The IVF this index would get past the exact threshold, built over its real-model vectors: calibrated
+    nprobe and the recall real questions get from it (the stand-in rows cannot say this)."""
+    import faiss
+    import numpy as np
+
+    from rag.store import TRAIN_SAMPLE, calibrate, ivf_lists
+
+    segment = index._segments[0]
+    matrix = segment.vectors
+    n = matrix.shape[0]
+    nlist = ivf_lists(n)
+    ivf = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(matrix.shape[1]), matrix.shape[1], nlist,
+                                        faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+    ivf.train(np.ascontiguousarray(matrix[: max(TRAIN_SAMPLE, 40 * nlist)]))
+    ivf.add(np.ascontiguousarray(matrix))
+    nprobe, calibrated = calibrate(ivf, matrix)
+    ivf.nprobe = nprobe
+    _, found = ivf.search(queries, 40)
+    hits, tied = [], []
+    for cand, want, want_scores, q in zip(found, exact_rows, exact_scores, queries, strict=True):
+        cand = np.sort(cand[cand >= 0])
+        scores = np.asarray(matrix[cand]) @ q
+        top = cand[np.argsort(-scores)[:10]]
+        hits.append(len(set(top.tolist()) & set(want.tolist())) / 10)
+        tied.append(min(10, int((np.sort(scores)[::-1][:10] >= want_scores[9] - 1e-5).sum())) / 10)
+    return {"nlist": nlist, "nprobe": nprobe, "calibrated_recall": calibrated,
+            "recall_at_10": round(float(np.mean(hits)), 4), "recall_at_10_ties": round(float(np.mean(tied)), 4)}
+
+
+def measure_cold_start(settings) -> dict:  # noqa: ANN001
+    """`rag ask` in a fresh process vs the floor: python importing sentence-transformers and encoding one query."""
+    from rag.embed import resolve_model
+
+    floor_code = (
+        "from sentence_transformers import SentenceTransformer\n"
+        f"SentenceTransformer({resolve_model(settings.embed_model)!r}, device='cpu').encode(['Who leads North Korea?'])"
+    )
+    env = {**os.environ, "RAG_ARTICLES_DIR": str(settings.articles_dir), "RAG_INDEX_DIR": str(settings.index_dir),
+           "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+
+    def timed(cmd: list[str]) -> float:
+        t = time.perf_counter()
+        subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, check=True)
+        return time.perf_counter() - t
+
+    ask = [timed([PY, "-m", "rag.cli", "ask", "Who is the leader of North Korea?"]) for _ in range(3)]
+    floor = [timed([PY, "-c", floor_code]) for _ in range(3)]
+    import_only = [timed([PY, "-c", "import rag.cli"]) for _ in range(3)]
+    return {"rag_ask_s": round(statistics.median(ask), 2), "floor_s": round(statistics.median(floor), 2),
+            "cli_import_s": round(statistics.median(import_only), 2),
+            "ratio": round(statistics.median(ask) / statistics.median(floor), 2)}
+
+
+def machine() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    mem = next((int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal")), 0)
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(mem / 2**20, 1), "python": platform.python_version(),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+
+
+def run_size(size: str, standin: bool, args: argparse.Namespace) -> dict:
+    settings = build_bench.settings_for(size, standin, args.work)
+    if args.steps:  # re-measure some steps only, keeping the rest of an earlier result
+        result = json.loads((RESULTS / f"{size}.json").read_text())
+        steps = {
+            "incremental": lambda: measure_incremental(size, settings, standin),
+            "load": lambda: measure_load(settings),
+            "query": lambda: measure_queries(size, settings, standin),
+            "recall": lambda: measure_recall(size, settings),
+        }
+        for step in args.steps.split(","):
+            result[step] = steps[step]()
+        result.setdefault("remeasured", {})[args.steps] = machine()["date"]
+        (RESULTS / f"{size}.json").write_text(json.dumps(result, indent=1))
+        return result
+    result: dict = {"size": size, "vectors": "stand-in" if standin else "real model", "machine": machine()}
+    build_file = args.work / f"build-{size}-{'standin' if standin else 'real'}.json"
+    if args.rebuild or not build_file.exists():
+        print(f"[{size}] build", file=sys.stderr)
+        build_bench.run(size, standin, args.work)
+    result["build"] = json.loads(build_file.read_text())
+    print(f"[{size}] incremental", file=sys.stderr)
+    result["incremental"] = measure_incremental(size, settings, standin)
+    print(f"[{size}] load", file=sys.stderr)
+    result["load"] = measure_load(settings)
+    print(f"[{size}] queries", file=sys.stderr)
+    result["query"] = measure_queries(size, settings, standin, RESULTS / f"profile-{size}.txt" if args.profile else None)
+    print(f"[{size}] recall", file=sys.stderr)
+    result["recall"] = measure_recall(size, settings)
+    if size == "bundled" and not standin:
+        print(f"[{size}] cold start", file=sys.stderr)
+        result["cold_start"] = measure_cold_start(settings)
+    if not args.skip_llama:
+        from bench.llama_compare import compare
+
+        print(f"[{size}] llama-index side by side", file=sys.stderr)
+        from rag.embed import Embedder
+        from rag.pipeline import Assistant
+
+        ours = Assistant(settings.replace(auto_build=False))
+        ours.embedder = ours.retriever.embedder = Embedder()
+        result["llama"] = compare(size, standin, args.work, question_set(size), ours.retriever.retrieve)
+        ours.close()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{size}.json").write_text(json.dumps(result, indent=1))
+    print(json.dumps(result, indent=1))
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="bundled,1000,10000,100000")
+    parser.add_argument("--real-up-to", type=int, default=1000, help="largest size built with the real model")
+    parser.add_argument("--work", type=Path, default=build_bench.WORK)
+    parser.add_argument("--rebuild", action="store_true", help="rebuild indexes even when a build result exists")
+    parser.add_argument("--profile", action="store_true", help="pyinstrument profile of the answer path")
+    parser.add_argument("--skip-llama", action="store_true")
+    parser.add_argument("--steps", help="re-measure only these (incremental,load,query,recall) into existing results")
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    for size in args.sizes.split(","):
+        standin = size != "bundled" and int(size) > args.real_up_to
+        run_size(size, standin, args)
+    from bench.report import write
+
+    write()
+
+
+if __name__ == "__main__":
+    main()
