@@ -10,6 +10,7 @@ over a queue: a page closed mid-answer then cannot leave the lock held by a half
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 from collections.abc import Iterator, Sequence
@@ -74,11 +75,17 @@ class Service:
     def manifest(self) -> dict[str, Any]:
         return dict(self.assistant.index.manifest)
 
-    @property
+    @functools.cached_property  # read once: it may open up to 200 articles
     def examples(self) -> tuple[str, ...]:
         bundled = self.settings.articles_dir.resolve() == (PROJECT_ROOT / "articles").resolve()
         if bundled:
             return BUNDLED_EXAMPLES
-        titles = [self.assistant.index.manifest.get("articles", {}).get(i, {}).get("title", "") for i in self.assistant.index.article_ids()]
-        short = [t for t in titles if t and not t.endswith("…") and 2 <= len(t.split()) <= 9]
-        return tuple(f"What do the articles say about {t.rstrip('.?!')}?" for t in short[:3])
+        found: list[str] = []
+        for article_id in self.assistant.index.article_ids()[:200]:  # enough to find three short titles
+            article = self.assistant.index.article(article_id)
+            title = article.title if article else ""
+            if title and not title.endswith("…") and 2 <= len(title.split()) <= 9:
+                found.append(f"What do the articles say about {title.rstrip('.?!')}?")
+            if len(found) == 3:
+                break
+        return tuple(found)

@@ -142,14 +142,13 @@ def index_build(ctx: click.Context, articles_dir: Path | None, index_dir: Path |
 def index_info(ctx: click.Context, index_dir: Path | None, as_json: bool) -> None:
     """Articles, chunks, model, size and build time of the index."""
     from rag.errors import IndexMissingError
-    from rag.index import _current_generation, read_manifest
+    from rag.index import read_manifest
 
     settings = _settings(ctx, index_dir=index_dir)
     manifest = read_manifest(settings.index_dir)
     if manifest is None:
         raise IndexMissingError(f"there is no index in {settings.index_dir}; build it with: rag index build")
-    gen = _current_generation(settings.index_dir)
-    size = sum(p.stat().st_size for p in gen.rglob("*") if p.is_file()) if gen else 0
+    size = sum(p.stat().st_size for p in settings.index_dir.rglob("*") if p.is_file() and ".scratch" not in p.parts)
     info = {
         "path": str(settings.index_dir),
         "articles_dir": manifest.get("articles_dir"),

@@ -64,7 +64,6 @@ from rag.store import EXACT_MAX_SENTENCES, Segment, SegmentStats, SegmentWriter
 from rag.text import terms
 from rag.types import Article, Chunk, Skipped
 
-_current_generation = current_generation  # the name `rag index info` imports
 SCRATCH_SENTENCES = 1024  # sentences per resumable embedding batch
 
 

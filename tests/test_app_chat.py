@@ -60,3 +60,14 @@ def test_extractive_answers_and_errors_are_one_step_after_the_status(bundled_set
     assert bubbles(steps) == [render.render_pending(), render.render_answer(service.ask(QUESTION))]
     empty = list(_respond(service, "", "   ", [], []))
     assert len(empty) == 1 and "the question is empty" in bubbles(empty)[0]
+
+
+def test_examples_for_another_corpus_come_from_its_short_titles(tmp_path, embedder) -> None:
+    from tests.conftest import PROJECT_ROOT, indexed_copy
+
+    settings = indexed_copy(PROJECT_ROOT / "tests" / "data" / "harbour", tmp_path, embedder)
+    examples = service_for(settings, embedder).examples
+    assert examples and all(q.startswith("What do the articles say about ") for q in examples)
+    assert any("Schools reopen in Brindmouth" in q for q in examples)
+    for question in examples:  # each is a question the corpus can answer
+        assert not service_for(settings, embedder).assistant.ask(question).abstained
