@@ -13,14 +13,13 @@ the pipeline checks each against the stored article once more before it leaves.
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from rag.extract import Span, candidates, number_value
 from rag.question import DATE, DESCRIPTION, DURATION, NUMBER, Query
-from rag.text import terms, words
+from rag.text import bm25_idf, terms, words
 from rag.types import Answer, Claim, Conflict, Passage, Quote, Retrieved
 
 # The answer gate: dense similarity plus term coverage of the best sentence. Calibrated on 28 answerable
@@ -97,8 +96,7 @@ class Answerer:
         self.max_quotes = max_quotes
 
     def idf(self, term: str) -> float:
-        df = self.doc_freq(term)
-        return math.log(1 + (self.num_docs - df + 0.5) / (df + 0.5))
+        return bm25_idf(self.doc_freq(term), self.num_docs)
 
     def answer(self, query: Query, passages: tuple[Passage, ...]) -> Answer:
         retrieved = tuple(

@@ -61,7 +61,7 @@ from rag.embed import Embedder
 from rag.errors import IndexMissingError, RagError
 from rag.ingest import load_file
 from rag.store import EXACT_MAX_SENTENCES, Segment, SegmentStats, SegmentWriter
-from rag.text import terms
+from rag.text import bm25_idf, terms
 from rag.types import Article, Chunk, Skipped
 
 SCRATCH_SENTENCES = 1024  # sentences per resumable embedding batch
@@ -380,9 +380,7 @@ class Index:
         self._dim = int(manifest.get("dimension") or (segments[0].info["dimension"] if segments else 0))
         self._cache: dict[tuple[int, str], str] = {}
         self._lock = threading.Lock()
-        n_docs = sum(s.num_docs for s in segments)
-        self._idf_cache: dict[str, float] = {}
-        self._total_docs = n_docs
+        self._total_docs = sum(s.num_docs for s in segments)
 
     @classmethod
     def load(cls, index_dir: Path, settings: Settings) -> Index:
@@ -498,11 +496,6 @@ class Index:
         i, local = self._at(self._s_off, rows.start)
         return np.asarray(self._segments[i].vectors[local : local + len(rows)]) @ query
 
-    def _idf(self, term: str) -> float:
-        # the Lucene IDF bm25s uses, over every segment's chunks
-        df = self.doc_freq(term)
-        return float(np.log(1 + (self._total_docs - df + 0.5) / (df + 0.5)))
-
     def lexical_search(self, query_terms: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         """(chunk rows, BM25 scores), best first; only chunks that share a term with the query.
 
@@ -520,8 +513,8 @@ class Index:
                 for t in set(query_terms):
                     df = segment.df(t)
                     if df:
-                        local = np.log(1 + (segment.num_docs - df + 0.5) / (df + 0.5))
-                        weights[t] = self._idf(t) / local if local > 0 else 1.0
+                        local = bm25_idf(df, segment.num_docs)
+                        weights[t] = bm25_idf(self.doc_freq(t), self._total_docs) / local if local > 0 else 1.0
             r, s = segment.lexical(query_terms, k, weights)
             rows.append(r + int(self._c_off[i]))
             scores.append(s)

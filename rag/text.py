@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import re
 
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
@@ -49,6 +50,11 @@ def _stemmer():  # -> Stemmer.Stemmer (PyStemmer, the Snowball English stemmer)
     import Stemmer
 
     return Stemmer.Stemmer("english")
+
+
+def bm25_idf(df: int, n_docs: int) -> float:
+    """The Lucene IDF that bm25s scores with; the answer step weighs question terms by the same number."""
+    return math.log(1 + (n_docs - df + 0.5) / (df + 0.5))
 
 
 def words(text: str) -> list[str]:
