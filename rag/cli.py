@@ -142,13 +142,13 @@ def index_build(ctx: click.Context, articles_dir: Path | None, index_dir: Path |
 def index_info(ctx: click.Context, index_dir: Path | None, as_json: bool) -> None:
     """Articles, chunks, model, size and build time of the index."""
     from rag.errors import IndexMissingError
-    from rag.index import read_manifest
+    from rag.index import index_size, read_manifest
 
     settings = _settings(ctx, index_dir=index_dir)
     manifest = read_manifest(settings.index_dir)
     if manifest is None:
         raise IndexMissingError(f"there is no index in {settings.index_dir}; build it with: rag index build")
-    size = sum(p.stat().st_size for p in settings.index_dir.rglob("*") if p.is_file() and ".scratch" not in p.parts)
+    size = index_size(settings.index_dir)
     info = {
         "path": str(settings.index_dir),
         "articles_dir": manifest.get("articles_dir"),

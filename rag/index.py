@@ -526,7 +526,12 @@ class Index:
         return sum(segment.df(term) for segment in self._segments)
 
     def size_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file() and ".scratch" not in p.parts)
+        return index_size(self.path)
+
+
+def index_size(index_dir: Path) -> int:
+    """Bytes the index takes on disk, not counting an unfinished build's embedding batches."""
+    return sum(p.stat().st_size for p in index_dir.rglob("*") if p.is_file() and ".scratch" not in p.parts)
 
 
 def open_index(settings: Settings, embedder: Embedder | None = None, progress: Progress | None = None) -> Index:
