@@ -19,7 +19,7 @@ from rag.extract import warm_up
 from rag.index import Index, Progress, open_index
 from rag.question import analyse
 from rag.retrieve import Retriever
-from rag.text import words
+from rag.text import terms
 from rag.types import Answer, Quote, StreamEvent
 
 
@@ -55,7 +55,8 @@ class Assistant:
         query = analyse(question, history, self.settings.max_question_chars)
         if mode == "llm" and history:
             query = self._condensed(query, question, history)
-        if not any(self.index.doc_freq(w) for w in words(query.resolved)) and not any(c.isascii() and c.isalnum() for c in query.question):
+        # doc_freq is keyed by stemmed terms: look up the question's terms, not its raw words
+        if not any(self.index.doc_freq(t) for t in terms(query.resolved)) and not any(c.isascii() and c.isalnum() for c in query.question):
             raise QuestionError(
                 "the question shares no words or script with the articles; ask it in the articles' language"
             )
