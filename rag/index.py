@@ -241,9 +241,14 @@ def _build(settings: Settings, db: sqlite3.Connection | None, embedder: Embedder
     index_dir = settings.index_dir
     old_files = file_rows(db) if db else {}
     files = scan_files(settings.articles_dir, old_files)
-    touched = [fid for fid, v in files.items() if old_files.get(fid, (None, None, None))[2] != v[3]]
+    touched, restat = [], []  # content changed (or new) / only size or mtime changed
+    for fid, (_, size, mtime, digest) in files.items():
+        old = old_files.get(fid)
+        if old is None or old[2] != digest:
+            touched.append(fid)
+        elif old[0] != size or old[1] != mtime:
+            restat.append(fid)
     gone = sorted(set(old_files) - set(files))
-    restat = [fid for fid, v in files.items() if fid in old_files and old_files[fid][:2] != v[1:3] and fid not in touched]
 
     old_articles: dict[str, tuple[str, str, int, str, int, int]] = {}  # id -> file, segment, row, hash, chunks, sentences
     if db:

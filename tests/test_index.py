@@ -325,3 +325,21 @@ def test_index_of_the_old_single_generation_layout_is_refused(tmp_path: Path, co
     build_index(settings, embedder)  # a build replaces it
     assert not (index_dir / "CURRENT").exists() and not (index_dir / "gen-000001").exists()
     Index.load(index_dir, settings).close()
+
+
+def test_unreadable_files_are_reported_by_the_build_and_stay_reported(tmp_path: Path, corpus: Path, embedder: Embedder) -> None:
+    (corpus / "nested" / "deeper").mkdir(parents=True)
+    (corpus / "nested" / "deeper" / "inner.txt").write_text("Harbour news\nThe ferry to Skye left at dawn.\n", encoding="utf-8")
+    (corpus / "gone.txt").symlink_to(tmp_path / "missing-target.txt")  # dangling: cannot even be stat'ed
+    (corpus / ".hidden.txt").write_text("Hidden\nNever indexed.\n", encoding="utf-8")
+    settings = make_settings(corpus, tmp_path / "index")
+
+    first = build_index(settings, embedder)
+    assert [s.path for s in first.skipped if s.path.endswith("gone.txt")], first.skipped
+    index = Index.load(settings.index_dir, settings)
+    assert "nested/deeper/inner.txt" in index.article_ids() and ".hidden.txt" not in index.article_ids()
+    index.close()
+
+    again = build_index(settings, embedder)  # nothing changed: still reported, nothing re-read
+    assert again.unchanged and [s.path for s in again.skipped if s.path.endswith("gone.txt")]
+    assert not freshness(settings).stale
