@@ -201,7 +201,7 @@ def measure_recall(size: str, settings) -> dict:  # noqa: ANN001
         n = segment.vectors.shape[0]
         dead = np.isin(segment.sentences[:, 0], list(segment.dead)) if segment.dead else None
         for begin in range(0, n, 200_000):
-            block = np.asarray(segment.vectors[begin : begin + 200_000]) @ queries.T  # [rows, queries]
+            block = np.asarray(segment.vectors[begin : begin + 200_000], dtype=np.float32) @ queries.T  # [rows, queries]
             if dead is not None:
                 block[dead[begin : begin + 200_000]] = -np.inf
             both_s = np.concatenate([exact_scores, block.T], axis=1)

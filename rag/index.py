@@ -499,7 +499,7 @@ class Index:
 
     def sentence_scores(self, query: np.ndarray, rows: range) -> np.ndarray:
         i, local = self._at(self._s_off, rows.start)
-        return np.asarray(self._segments[i].vectors[local : local + len(rows)]) @ query
+        return np.asarray(self._segments[i].vectors[local : local + len(rows)], dtype=np.float32) @ query
 
     def lexical_search(self, query_terms: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         """(chunk rows, BM25 scores), best first; only chunks that share a term with the query.

@@ -3,9 +3,10 @@
 A segment is written once (`SegmentWriter`) and never changed; `rag.index` lists the live segments in its
 catalog and masks the articles of a segment that were later changed or deleted (tombstones). Layout:
     segment.json     counts, dimension and search kind; written last, so a half-written segment has none
-    vectors.npy      float32 [n, dim] unit sentence vectors, memory-mapped at load (exact re-scoring, merges)
-    vectors.faiss    FAISS search over the same rows: exact (IndexFlatIP) while the segment is small enough
-                     to scan, IVF with 8-bit scalar codes beyond, whose candidates are re-scored exactly
+    vectors.npy      [n, dim] unit sentence vectors, memory-mapped at load: float32 in a segment small enough
+                     to scan exactly (FAISS's exact search runs on this very file, no second copy), float16
+                     beyond it (re-scoring the approximate search's candidates, answer scoring, merges)
+    vectors.faiss    only in a segment past the exact threshold: IVF with 8-bit scalar codes, memory-mapped
     sentences.npy    int64 [n, 3]: article row, start, end
     chunks.npy       int64 [m, 5]: article row, start, end, first sentence row, last sentence row
     store.sqlite     one row per article: id, metadata, text, content hash, first sentence and chunk rows
@@ -67,6 +68,10 @@ def fsync_tree(path: Path) -> None:
             os.close(fd)
 
 
+def vector_dtype(kind: str) -> type:
+    return np.float32 if kind == "flat" else np.float16
+
+
 def ivf_lists(n: int) -> int:
     """Inverted lists for n vectors: ~2 sqrt(n), but at least 39 training points per list (FAISS's floor)."""
     return max(1, min(int(2 * math.sqrt(n)), n // 39))
@@ -91,13 +96,13 @@ def calibrate(index: Any, matrix: np.ndarray, target: float = CALIBRATION_TARGET
     rng = np.random.default_rng(1)
     rows = np.sort(rng.choice(n, size=min(queries, n), replace=False))
     # a question lies between the sentences it resembles: a stored vector blended with another one
-    q = np.asarray(matrix[rows]).copy()
+    q = np.asarray(matrix[rows], dtype=np.float32).copy()
     for _ in range(BLEND - 1):
-        q += np.asarray(matrix[np.sort(rng.choice(n, size=len(rows)))])[rng.permutation(len(rows))]
+        q += np.asarray(matrix[np.sort(rng.choice(n, size=len(rows)))], dtype=np.float32)[rng.permutation(len(rows))]
     q = np.ascontiguousarray(q / np.linalg.norm(q, axis=1, keepdims=True), dtype=np.float32)
     exact = np.full((len(rows), 11), -np.inf, dtype=np.float32)
     for begin in range(0, n, 200_000):
-        block = q @ np.asarray(matrix[begin : begin + 200_000]).T
+        block = q @ np.asarray(matrix[begin : begin + 200_000], dtype=np.float32).T
         inside = (rows >= begin) & (rows < begin + block.shape[1])
         block[np.flatnonzero(inside), rows[inside] - begin] = -np.inf
         exact = -np.sort(-np.concatenate([exact, block], axis=1), axis=1)[:, :11]
@@ -109,7 +114,7 @@ def calibrate(index: Any, matrix: np.ndarray, target: float = CALIBRATION_TARGET
         hits = []
         for i, row in enumerate(rows):
             cand = found[i][(found[i] >= 0) & (found[i] != row)]
-            scores = np.asarray(matrix[np.sort(cand)]) @ q[i]
+            scores = np.asarray(matrix[np.sort(cand)], dtype=np.float32) @ q[i]
             hits.append(min(10, int((np.sort(scores)[::-1][:10] >= threshold[i]).sum())) / 10)
         recall = float(np.mean(hits))
         if recall >= target or nprobe >= index.nlist:
@@ -126,8 +131,12 @@ class SegmentWriter:
         self.dimension = dimension
         self.exact_max = exact_max
         self._total = sentences
+        self.kind = "flat" if sentences <= exact_max else "ivf-sq8"
+        # float16 halves the largest file of a big segment; its rounding (~1e-4 on a cosine) is far below
+        # the 8-bit codes' the search itself uses. Small segments keep float32: exact scores, as built.
         self._vectors = (
-            np.lib.format.open_memmap(path / "vectors.npy", mode="w+", dtype=np.float32, shape=(sentences, dimension))
+            np.lib.format.open_memmap(path / "vectors.npy", mode="w+", dtype=vector_dtype(self.kind),
+                                      shape=(sentences, dimension))
             if sentences else None
         )
         self._sentences = np.zeros((sentences, 3), dtype=np.int64)
@@ -180,22 +189,20 @@ class SegmentWriter:
             self._vectors.flush()
         else:
             np.save(self.path / "vectors.npy", matrix)
-        kind = "flat" if n <= self.exact_max else "ivf-sq8"
-        if kind == "flat":
-            index = faiss.IndexFlatIP(self.dimension)
-        else:
+        kind = self.kind
+        nprobe, recall = 0, 1.0
+        if kind != "flat":  # a flat segment is searched exactly on vectors.npy itself
             nlist = ivf_lists(n)
             quantizer = faiss.IndexFlatIP(self.dimension)
             index = faiss.IndexIVFScalarQuantizer(quantizer, self.dimension, nlist, faiss.ScalarQuantizer.QT_8bit,
                                                   faiss.METRIC_INNER_PRODUCT)
             sample = np.sort(np.random.default_rng(0).choice(n, size=min(n, max(TRAIN_SAMPLE, 40 * nlist)), replace=False))
-            index.train(np.ascontiguousarray(matrix[sample]))
-        for begin in range(0, n, 100_000):
-            index.add(np.ascontiguousarray(matrix[begin : begin + 100_000]))
-        nprobe, recall = calibrate(index, matrix) if kind != "flat" else (0, 1.0)
-        if kind != "flat":
+            index.train(np.ascontiguousarray(matrix[sample], dtype=np.float32))
+            for begin in range(0, n, 100_000):
+                index.add(np.ascontiguousarray(matrix[begin : begin + 100_000], dtype=np.float32))
+            nprobe, recall = calibrate(index, matrix)
             nprobe = max(nprobe, probe_floor(index.nlist))
-        faiss.write_index(index, str(self.path / "vectors.faiss"))
+            faiss.write_index(index, str(self.path / "vectors.faiss"))
         np.save(self.path / "sentences.npy", self._sentences)
         np.save(self.path / "chunks.npy", np.asarray(self._chunks, dtype=np.int64).reshape(-1, 5))
         retriever = bm25s.BM25()
@@ -224,9 +231,13 @@ class Segment:
         self.name = path.name
         self.dead = dead
         self.info = json.loads((path / "segment.json").read_text(encoding="utf-8"))
-        flags = faiss.IO_FLAG_MMAP if self.info["kind"] != "flat" else 0
-        self.faiss = faiss.read_index(str(path / "vectors.faiss"), flags)
+        # A flat segment is searched with faiss.knn over the memory-mapped vectors (an older index's
+        # vectors.faiss beside them, a second copy of the same floats, is not read).
+        self.faiss = (faiss.read_index(str(path / "vectors.faiss"), faiss.IO_FLAG_MMAP)
+                      if self.info["kind"] != "flat" else None)
         self.vectors = np.load(path / "vectors.npy", mmap_mode="r")
+        if self.vectors.dtype not in (np.float32, np.float16) or self.vectors.ndim != 2:
+            raise ValueError(f"vectors.npy holds {self.vectors.dtype} {self.vectors.shape}")
         self.sentences = np.load(path / "sentences.npy", mmap_mode="r")
         self.chunks = np.load(path / "chunks.npy", mmap_mode="r")
         with contextlib.redirect_stderr(open(os.devnull, "w")):
@@ -234,7 +245,7 @@ class Segment:
         self.db = sqlite3.connect(f"file:{path / 'store.sqlite'}?mode=ro", uri=True, check_same_thread=False)
         stored = self.db.execute("SELECT count(*) FROM articles").fetchone()[0]
         n = self.info["sentences"]
-        if (self.faiss.ntotal != n or len(self.sentences) != n or self.vectors.shape[0] != n
+        if ((self.faiss.ntotal if self.faiss is not None else n) != n or len(self.sentences) != n or self.vectors.shape[0] != n
                 or len(self.chunks) != self.info["chunks"] or stored != self.info["articles"]):
             raise ValueError("row counts differ between the segment's files")
         if self.info["kind"] != "flat":
@@ -249,7 +260,7 @@ class Segment:
     # dense
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(local sentence rows, cosine scores) of the k best live sentences, best first."""
-        n = self.faiss.ntotal
+        n = self.info["sentences"]
         want = min(k, n)
         if want <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
@@ -257,7 +268,12 @@ class Segment:
         fetch = want if self.info["kind"] == "flat" else max(want * RERANK_FACTOR, 64)
         while True:
             fetch = min(fetch, n)
-            _, found = self.faiss.search(q, fetch)
+            if self.faiss is None:
+                import faiss  # loaded by __init__ already; a name lookup
+
+                _, found = faiss.knn(q, self.vectors, fetch, metric=faiss.METRIC_INNER_PRODUCT)
+            else:
+                _, found = self.faiss.search(q, fetch)
             rows = found[0][found[0] >= 0]
             if self.dead:
                 rows = rows[~np.isin(self.sentences[rows, 0], list(self.dead))]
@@ -265,13 +281,13 @@ class Segment:
                 break
             fetch *= 4
         order = np.sort(rows)  # memory-mapped reads in file order
-        scores = np.asarray(self.vectors[order]) @ query  # exact scores, also for IVF candidates
+        scores = np.asarray(self.vectors[order], dtype=np.float32) @ query  # exact scores, also for IVF candidates
         best = np.argsort(-scores, kind="stable")[:want]
         return order[best], scores[best]
 
     def article_vectors(self, row: int) -> np.ndarray:
         first, count = self.db.execute("SELECT first_sentence, sentences FROM articles WHERE row = ?", (row,)).fetchone()
-        return np.asarray(self.vectors[first : first + count])
+        return np.asarray(self.vectors[first : first + count], dtype=np.float32)
 
     # lexical
     def df(self, term: str) -> int:

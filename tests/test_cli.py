@@ -116,7 +116,7 @@ def test_corrupt_index(tmp_path: Path, bundled_settings: Settings) -> None:
     index = tmp_path / "index"
     shutil.copytree(bundled_settings.index_dir, index)
     gen = next(index.glob("gen-*"))
-    (gen / "vectors.faiss").write_bytes(b"garbage")
+    (gen / "vectors.npy").write_bytes(b"garbage")
     env = {"RAG_INDEX_DIR": str(index), "RAG_ARTICLES_DIR": str(bundled_settings.articles_dir)}
     assert_clean_error(CliRunner().invoke(main, ["ask", "Who?"], env=env), 1, "damaged", "--rebuild")
 

@@ -146,7 +146,7 @@ def test_corrupt_index_is_reported_not_crashed(tmp_path: Path, corpus: Path, emb
     if damage == "catalog":
         (settings.index_dir / "catalog.sqlite").write_bytes(b"{broken" * 100)
     elif damage == "vectors":
-        (gen / "vectors.faiss").write_bytes(b"not a faiss file")
+        (gen / "vectors.npy").write_bytes(b"not a numpy file")
     elif damage == "segment":
         shutil.rmtree(gen)
     else:
@@ -263,6 +263,10 @@ def test_large_segments_get_an_approximate_index_that_finds_what_exact_search_fi
     build_index(exact_settings, embedder)
     exact = Index.load(exact_settings.index_dir, exact_settings)
     assert [s["kind"] for s in exact.manifest["segments"]] == ["flat"]
+    # one copy of the vectors each: float32 searched in place when flat, float16 beside the IVF codes
+    (big,), (small,) = index._segments, exact._segments
+    assert big.vectors.dtype == np.float16 and (big.path / "vectors.faiss").exists()
+    assert small.vectors.dtype == np.float32 and not (small.path / "vectors.faiss").exists()
     overlap = []
     for question in ("Who leads North Korea?", "How many troops were sent?", "What happened to the economy?"):
         query = embedder.encode_query(question)
