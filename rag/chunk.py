@@ -22,10 +22,15 @@ _WORDLIKE = re.compile(r"\w", re.UNICODE)
 
 @functools.lru_cache(maxsize=1)
 def _punkt():  # -> nltk PunktTokenizer; loaded on first use, from llama-index's bundled data
-    import llama_index.core
+    import importlib.util
+
     import nltk
 
-    cache = os.path.join(os.path.dirname(llama_index.core.__file__), "_static", "nltk_cache")
+    # find_spec locates llama-index's package without running its __init__ (seconds of imports we don't use)
+    spec = importlib.util.find_spec("llama_index.core")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("llama-index-core is not installed; it provides the Punkt sentence model")
+    cache = os.path.join(next(iter(spec.submodule_search_locations)), "_static", "nltk_cache")
     if cache not in nltk.data.path:
         nltk.data.path.append(cache)
     from nltk.tokenize.punkt import PunktTokenizer
