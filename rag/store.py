@@ -1,6 +1,6 @@
 """One immutable segment of the index: sentence vectors, their FAISS search, chunk tables, BM25, article store.
 
-A segment is written once (`SegmentWriter`) and never changed; `rag.index` lists the live segments in its
+A segment is written once (`SegmentWriter`) and never changed; `rag.build` writes it, `rag.index` lists the live segments in its
 catalog and masks the articles of a segment that were later changed or deleted (tombstones). Layout:
     segment.json     counts, dimension and search kind; written last, so a half-written segment has none
     vectors.npy      [n, dim] unit sentence vectors, memory-mapped at load: float32 in a segment small enough
