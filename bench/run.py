@@ -3,7 +3,9 @@
     python bench/run.py --sizes bundled,1000,10000,100000 --real-up-to 1000
 
 Sizes above --real-up-to are built from STAND-IN vectors (bench/standin.py; the real model would need hours
-here), which every result records; give a larger --real-up-to on a machine with the time. Each size writes
+here), which every result records; give a larger --real-up-to on a machine with the time. Sizes listed in
+--pre-encoded get the real model's vectors, encoded once by bench/realcache.py (timed there: the "model
+alone" figure) and served to the build, so the index variants of a size need not re-embed it. Each size writes
 bench/results/<size>.json; bench/report.py turns them into BENCHMARKS.md. Corpora and indexes go to
 --work (default /tmp/ragbench), never into the repository. Figures are printed, never asserted.
 """
@@ -317,12 +319,14 @@ def run_size(size: str, standin: bool, args: argparse.Namespace) -> dict:
         result.setdefault("remeasured", {})[args.steps] = machine()["date"]
         (RESULTS / f"{size}.json").write_text(json.dumps(result, indent=1))
         return result
+    pre_encoded = size in (args.pre_encoded or "").split(",")
     result: dict = {"size": size, "vectors": "stand-in" if standin else "real model", "machine": machine()}
     build_file = args.work / f"build-{size}-{'standin' if standin else 'real'}.json"
     if args.rebuild or not build_file.exists():
         print(f"[{size}] build", file=sys.stderr)
-        build_bench.run(size, standin, args.work)
+        build_bench.run(size, standin, args.work, pre_encoded=pre_encoded)
     result["build"] = json.loads(build_file.read_text())
+    result["vectors"] = result["build"].get("vectors", result["vectors"])
     print(f"[{size}] incremental", file=sys.stderr)
     result["incremental"] = measure_incremental(size, settings, standin)
     print(f"[{size}] load", file=sys.stderr)
@@ -359,11 +363,13 @@ def main() -> None:
     parser.add_argument("--rebuild", action="store_true", help="rebuild indexes even when a build result exists")
     parser.add_argument("--profile", action="store_true", help="pyinstrument profile of the answer path")
     parser.add_argument("--skip-llama", action="store_true")
+    parser.add_argument("--pre-encoded", help="sizes built with the real model's vectors encoded once by "
+                        "bench/realcache.py (run first if missing): real vectors above --real-up-to")
     parser.add_argument("--steps", help="re-measure only these (incremental,load,query,recall) into existing results")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     for size in args.sizes.split(","):
-        standin = size != "bundled" and int(size) > args.real_up_to
+        standin = size != "bundled" and int(size) > args.real_up_to and size not in (args.pre_encoded or "").split(",")
         run_size(size, standin, args)
     from bench.report import write
 
