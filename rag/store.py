@@ -33,7 +33,7 @@ from rag.types import Article
 # Exact search scans every vector per query: ~300k x 384 floats is ~30 ms on one core, past that an
 # approximate index keeps the answer path flat as the corpus grows.
 EXACT_MAX_SENTENCES = 300_000
-RERANK_FACTOR = 4  # IVF candidates fetched per wanted result, then re-scored with the exact vectors
+RERANK_FACTOR = 4  # IVF candidates fetched per wanted result, then re-scored with the stored vectors
 TRAIN_SAMPLE = 100_000
 BLEND = 3  # stored vectors blended into one calibration query
 CALIBRATION_TARGET = 0.995  # recall@10 on calibration queries that the IVF probe count is chosen to reach
