@@ -88,9 +88,10 @@ def sentence_texts(settings) -> list[str]:  # noqa: ANN001
 
 def raw_throughput(texts: list[str], batch_size: int) -> float:
     """Sentences/s of the model alone: one encode() call over all texts (it sorts by length itself)."""
-    from rag.embed import Embedder
+    from rag.embed import Embedder, _set_threads
 
     model = Embedder()._load()
+    _set_threads(None)  # torch's default thread count, as the build's document encoding uses
     model.encode(texts[:64], batch_size=batch_size)  # warm
     started = time.perf_counter()
     model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)

@@ -40,7 +40,6 @@ class Embedder:
         self.batch_size = batch_size
         self._model = None
         self._lock = threading.Lock()
-        self._doc_threads = 1
 
     def _load(self):  # -> SentenceTransformer
         with self._lock:
@@ -57,9 +56,6 @@ class Embedder:
                     hf_logging.disable_progress_bar()
 
                     self._model = SentenceTransformer(target, device="cpu")
-                    import torch
-
-                    self._doc_threads = torch.get_num_threads()
                 except Exception as exc:  # any failure to load is the same problem for the user
                     raise EmbeddingModelError(
                         f"cannot load embedding model {self.model_name!r}: {type(exc).__name__}: {exc}".splitlines()[0]
@@ -77,7 +73,7 @@ class Embedder:
     ) -> np.ndarray:
         """Unit-length float32 vectors, one row per text. `progress(n)` is called after each batch of n."""
         model = self._load()
-        _set_threads(self._doc_threads)
+        _set_threads(None)
         dim = self.dimension
         if not texts:
             return np.zeros((0, dim), dtype=np.float32)
@@ -114,8 +110,18 @@ class Embedder:
         return vector[0].astype(np.float32, copy=False)
 
 
-def _set_threads(n: int) -> None:
+_default_threads: int | None = None
+
+
+def _set_threads(n: int | None) -> None:
+    """Set torch's intra-op thread count to `n`, or to torch's own default (None): the count it had before
+    this module first changed it, whichever Embedder instance that was."""
+    global _default_threads
     import torch  # already imported by sentence-transformers
 
-    if torch.get_num_threads() != n:
-        torch.set_num_threads(n)
+    current = torch.get_num_threads()
+    if _default_threads is None:
+        _default_threads = current
+    want = _default_threads if n is None else n
+    if current != want:
+        torch.set_num_threads(want)
