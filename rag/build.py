@@ -26,6 +26,7 @@ from rag.catalog import (
     commit_delta,
     commit_full,
     connect,
+    file_changes,
     file_rows,
     open_segments,
     read_meta,
@@ -43,13 +44,8 @@ from rag.text import terms
 from rag.types import Article, Skipped
 
 SCRATCH_SENTENCES = 1024  # sentences per resumable embedding batch
-
-
 MERGE_RATIO = 4  # merge a segment into the next when it is no more than this many times its size
-
-
 DEAD_LIMIT = 0.25  # rewrite a segment once this share of its sentences is tombstoned
-
 
 Progress = Callable[[int, int], None]  # (sentences embedded so far, sentences to embed)
 
@@ -219,14 +215,7 @@ def _build(settings: Settings, db: sqlite3.Connection | None, embedder: Embedder
     index_dir = settings.index_dir
     old_files = file_rows(db) if db else {}
     files = scan_files(settings.articles_dir, old_files)
-    touched, restat = [], []  # content changed (or new) / only size or mtime changed
-    for fid, (_, size, mtime, digest) in files.items():
-        old = old_files.get(fid)
-        if old is None or old[2] != digest:
-            touched.append(fid)
-        elif old[0] != size or old[1] != mtime:
-            restat.append(fid)
-    gone = sorted(set(old_files) - set(files))
+    touched, restat, gone = file_changes(files, old_files)
 
     old_articles: dict[str, tuple[str, str, int, str, int, int]] = {}  # id -> file, segment, row, hash, chunks, sentences
     if db:

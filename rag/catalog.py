@@ -16,14 +16,13 @@ import json
 import os
 import shutil
 import sqlite3
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rag.config import Settings
 from rag.errors import IndexCorruptError, IndexMismatchError
-from rag.ingest import file_id, list_article_files
+from rag.ingest import walk_article_files
 from rag.store import Segment, SegmentStats
 from rag.types import Skipped
 
@@ -130,57 +129,12 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _entries(folder: str) -> list[os.DirEntry]:
-    try:
-        with os.scandir(folder) as it:
-            return sorted(it, key=_entry_name)
-    except OSError:
-        return []
-
-
-def _entry_name(entry: os.DirEntry) -> str:
-    return entry.name
-
-
-def _walk(root: Path) -> Iterator[tuple[str, str, os.stat_result | None]]:
-    """(file id, path, stat or None when it cannot be stat'ed) of every article file, in the order of
-    rag.ingest.list_article_files (sorted path parts), without building a Path per file.
-
-    This runs on every `rag ask` and every build, so it is written for speed: at 100,000 files Path.rglob
-    plus relative_to took ~2 s; a depth-first os.scandir with each folder sorted gives the same order with
-    no final sort, and the stat() calls (one syscall per file, unavoidable without a file watcher) are most
-    of what is left.
-    """
-    if root.is_file():
-        for path in list_article_files(root):
-            yield file_id(root, path), str(path), path.stat()
-        return
-    if not root.exists():
-        list_article_files(root)  # raises the missing-folder error
-    stack = [(iter(_entries(str(root))), "")]
-    while stack:
-        entries, rel = stack[-1]
-        for entry in entries:
-            name = entry.name
-            if name[0] == ".":
-                continue
-            if entry.is_dir(follow_symlinks=False):
-                stack.append((iter(_entries(entry.path)), f"{rel}{name}/"))
-                break
-            try:
-                yield f"{rel}{name}", entry.path, entry.stat()
-            except OSError:  # a dangling symlink: listed, so the build reports it as unreadable
-                yield f"{rel}{name}", entry.path, None
-        else:
-            stack.pop()
-
-
 def scan_files(root: Path, previous: dict[str, tuple[int, int, str]]) -> dict[str, tuple[str, int, int, str]]:
     """fid -> (path, size, mtime_ns, sha256) of every article file; the hash is reused when size and mtime
     match (size -1 and an empty hash: the file cannot be stat'ed or read)."""
     table = {}
     get = previous.get
-    for fid, path, stat in _walk(root):
+    for fid, path, stat in walk_article_files(root):
         if stat is None:
             table[fid] = (path, -1, -1, "")
             continue
@@ -195,6 +149,20 @@ def scan_files(root: Path, previous: dict[str, tuple[int, int, str]]) -> dict[st
             digest = ""
         table[fid] = (path, size, mtime, digest)
     return table
+
+
+def file_changes(files: dict[str, tuple[str, int, int, str]], old: dict[str, tuple[int, int, str]],
+                 ) -> tuple[list[str], list[str], list[str]]:
+    """(touched: new or content changed, restat: only size or mtime changed, gone) between a `scan_files`
+    table and the catalog's `file_rows`."""
+    touched, restat = [], []
+    for fid, (_, size, mtime, digest) in files.items():
+        before = old.get(fid)
+        if before is None or before[2] != digest:
+            touched.append(fid)
+        elif before[0] != size or before[1] != mtime:
+            restat.append(fid)
+    return touched, restat, sorted(set(old) - set(files))
 
 
 def file_rows(db: sqlite3.Connection) -> dict[str, tuple[int, int, str]]:
@@ -216,8 +184,8 @@ def freshness(settings: Settings) -> Freshness:
         db.close()
     if Path(meta.get("articles_dir", "")) != settings.articles_dir.resolve():
         return Freshness(True, True, f"it was built from {meta.get('articles_dir')}")
-    files = scan_files(settings.articles_dir, old)
-    if {k: v[3] for k, v in files.items()} != {k: v[2] for k, v in old.items()}:
+    touched, _, gone = file_changes(scan_files(settings.articles_dir, old), old)
+    if touched or gone:
         return Freshness(True, True, "the articles changed")
     return Freshness(True, False)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,17 +35,54 @@ class IngestResult:
 
 def list_article_files(root: Path) -> list[Path]:
     """Every non-hidden file under `root` (or `root` itself when it is a file), in a stable order."""
+    return [Path(path) for _, path, _ in walk_article_files(root)]
+
+
+def walk_article_files(root: Path) -> Iterator[tuple[str, str, os.stat_result | None]]:
+    """(file id, path, stat or None when it cannot be stat'ed) of every non-hidden file under `root` (or of
+    `root` itself), in sorted path-part order. Hidden files and folders are skipped, symlinked folders are
+    not entered, and only regular files and symlinks are listed (a FIFO or socket would block a read).
+
+    Written for speed, because the index compares this listing with its catalog on every `rag ask` and
+    every build: at 100,000 files Path.rglob plus relative_to took ~2 s; a depth-first os.scandir with each
+    folder sorted gives the same order with no final sort, and the stat() calls (one syscall per file,
+    unavoidable without a file watcher) are most of what is left.
+    """
     if not root.exists():
         raise IngestError(f"articles folder {root} does not exist")
     if root.is_file():
-        return [root]
-    files = []
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root)
-        if any(part.startswith(".") for part in rel.parts) or not (path.is_file() or path.is_symlink()):
-            continue
-        files.append(path)
-    return files
+        yield file_id(root, root), str(root), root.stat()
+        return
+    stack = [(iter(_sorted_entries(str(root))), "")]
+    while stack:
+        entries, rel = stack[-1]
+        for entry in entries:
+            name = entry.name
+            if name[0] == ".":
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                stack.append((iter(_sorted_entries(entry.path)), f"{rel}{name}/"))
+                break
+            if not (entry.is_file() or entry.is_symlink()):
+                continue
+            try:
+                yield f"{rel}{name}", entry.path, entry.stat()
+            except OSError:  # a dangling symlink: listed, so the build reports it as unreadable
+                yield f"{rel}{name}", entry.path, None
+        else:
+            stack.pop()
+
+
+def _sorted_entries(folder: str) -> list[os.DirEntry]:
+    try:
+        with os.scandir(folder) as it:
+            return sorted(it, key=_entry_name)
+    except OSError:
+        return []
+
+
+def _entry_name(entry: os.DirEntry) -> str:
+    return entry.name
 
 
 def file_id(root: Path, path: Path) -> str:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from rag.errors import IngestError
-from rag.ingest import load_articles
+from rag.ingest import list_article_files, load_articles, walk_article_files
 
 
 def write(path: Path, data: str | bytes) -> Path:
@@ -112,6 +113,17 @@ def test_unreadable_file_is_skipped(tmp_path: Path) -> None:
     result = load_articles(tmp_path)
     assert [a.id for a in result.articles] == ["ok.txt"]
     assert [(s.path, s.reason.split(":")[0]) for s in result.skipped] == [("gone.txt", "cannot read")]
+
+
+def test_listing_order_hidden_entries_and_special_files(tmp_path: Path) -> None:
+    for name in ("b.txt", "a/z.txt", "a/b/c.txt", "a.txt", ".hidden/x.txt", "a/.y.txt"):
+        write(tmp_path / name, "Title\nbody")
+    os.mkfifo(tmp_path / "pipe.txt")  # reading a FIFO would block the build forever
+    (tmp_path / "linked").symlink_to(tmp_path / "a", target_is_directory=True)  # listed, never entered
+    listed = [fid for fid, _, _ in walk_article_files(tmp_path)]
+    assert listed == ["a/b/c.txt", "a/z.txt", "a.txt", "b.txt", "linked"]
+    assert listed == sorted(listed, key=lambda fid: fid.split("/"))
+    assert list_article_files(tmp_path) == [tmp_path / fid for fid in listed]
 
 
 def test_missing_folder_is_an_error(tmp_path: Path) -> None:
