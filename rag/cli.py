@@ -262,9 +262,9 @@ def chat(ctx: click.Context, mode: str | None, articles_dir: Path | None, index_
 def _threshold_options(func: Callable[..., Any]) -> Callable[..., Any]:
     from rag.evaluate import THRESHOLDS
 
-    for name, key in reversed(THRESHOLDS.items()):
+    for name, keys in reversed(THRESHOLDS.items()):
         func = click.option(f"--min-{name.replace('_', '-')}", f"min_{name}", type=click.FloatRange(0, 1),
-                            help=f"Exit with status 1 when {key} is below this (0-1).")(func)
+                            help=f"Exit with status 1 when {' or '.join(keys)} is below this (0-1).")(func)
     return func
 
 

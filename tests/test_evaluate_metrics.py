@@ -286,6 +286,10 @@ def test_check_thresholds() -> None:
     assert any(m.startswith("accuracy 0.700 < 0.8") for m in missed)
     assert any("abstention_recall is undefined" in m for m in missed)
     assert any(m.startswith("marker_validity") for m in missed)
+    # every marker broken is a miss, not a pass (0.0 is a figure, not a missing one)
+    assert check_thresholds({"quote_validity": 1.0, "marker_validity": 0.0}, {"quote_validity": 0.9}) == [
+        "marker_validity 0.000 < 0.9"]
+    assert check_thresholds({"quote_validity": 1.0, "marker_validity": None}, {"quote_validity": 0.9}) == []
 
 
 def _report(correct: dict[str, bool], top_k: int = 8) -> dict:
