@@ -70,15 +70,14 @@ def _progress_bar() -> tuple[Callable[[int, int], None], Callable[[], None]]:
 
 
 def _open_assistant(settings: Settings):  # -> Assistant
-    from rag.index import freshness
     from rag.pipeline import Assistant
 
-    state = freshness(settings)
-    if state.stale and settings.auto_build:
-        click.echo(f"Building the index in {settings.index_dir} ({state.reason})…", err=True)
+    def building(reason: str) -> None:
+        click.echo(f"Building the index in {settings.index_dir} ({reason})…", err=True)
+
     update, close = _progress_bar()
     try:
-        return Assistant(settings, progress=update)
+        return Assistant(settings, progress=update, on_build=building)
     finally:
         close()
 

@@ -19,6 +19,7 @@ FAISS and segment row numbers never leave this module and rag.store.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -212,8 +213,10 @@ def index_size(index_dir: Path) -> int:
     return sum(p.stat().st_size for p in index_dir.rglob("*") if p.is_file() and ".scratch" not in p.parts)
 
 
-def open_index(settings: Settings, embedder: Embedder | None = None, progress: Progress | None = None) -> Index:
-    """The index for `settings`, built first when missing or stale and `settings.auto_build` is on."""
+def open_index(settings: Settings, embedder: Embedder | None = None, progress: Progress | None = None,
+               on_build: Callable[[str], None] | None = None) -> Index:
+    """The index for `settings`, built first when missing or stale and `settings.auto_build` is on
+    (`on_build(reason)` is told just before, e.g. "there is no index yet")."""
     state = freshness(settings)
     if state.stale:
         if not settings.auto_build:
@@ -223,5 +226,7 @@ def open_index(settings: Settings, embedder: Embedder | None = None, progress: P
             manifest = read_manifest(settings.index_dir)
             if manifest is not None:
                 check_compatible(manifest, settings)
+            if on_build is not None:
+                on_build(state.reason)
             build_index(settings, embedder, progress)
     return Index.load(settings.index_dir, settings)

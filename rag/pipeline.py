@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 
 from rag.answer import Answerer
 from rag.config import ANSWER_MODES, Settings
@@ -26,12 +26,13 @@ from rag.types import Answer, Quote, StreamEvent
 class Assistant:
     """Answers questions about the articles in `settings.articles_dir` from the index in `settings.index_dir`."""
 
-    def __init__(self, settings: Settings, progress: Progress | None = None) -> None:
+    def __init__(self, settings: Settings, progress: Progress | None = None,
+                 on_build: Callable[[str], None] | None = None) -> None:
         self.settings = settings
         # spaCy reads every question; load it while the index and the embedding model load.
         threading.Thread(target=warm_up, daemon=True).start()
         self.embedder = Embedder(settings.embed_model, settings.embed_batch_size)
-        self.index: Index = open_index(settings, self.embedder, progress)
+        self.index: Index = open_index(settings, self.embedder, progress, on_build)
         self.retriever = Retriever(self.index, self.embedder, settings.top_k)
         self.answerer = Answerer(self.index.doc_freq, self.index.num_chunks, settings.max_quotes)
         self._llm = None  # rag.llm.LlmAnswerer, built on first use of the llm answer mode

@@ -61,6 +61,15 @@ def test_ask_abstains_plainly(env: dict[str, str]) -> None:
     assert result.output.startswith("The articles don't say") and "Related reading" in result.output
 
 
+def test_ask_says_when_it_builds_the_index_first(tmp_path: Path) -> None:
+    env = {"RAG_INDEX_DIR": str(tmp_path / "index"), "RAG_ARTICLES_DIR": str(BUNDLED)}
+    first = run(["ask", "Who is the leader of North Korea?"], env)
+    assert first.exit_code == 0, first.output
+    assert f"Building the index in {tmp_path / 'index'} (there is no index yet)" in first.output
+    again = run(["ask", "Who is the leader of North Korea?"], env)
+    assert again.exit_code == 0 and "Building the index" not in again.output
+
+
 def test_index_build_and_info(tmp_path: Path) -> None:
     articles = tmp_path / "news"
     shutil.copytree(BUNDLED, articles)
