@@ -27,7 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.build import WORK, corpus_dir, sentence_texts, settings_for  # noqa: E402
+from bench.build import WORK, sentence_texts, settings_for  # noqa: E402
 
 BATCH = 4096  # sentences per saved part: a kill loses at most one part
 
@@ -53,7 +53,6 @@ def encode_corpus(size: str, work: Path = WORK) -> dict:
     if not (settings.index_dir / "catalog.sqlite").exists():
         build_index(settings, HashEmbedder())
     texts = sentence_texts(settings)
-    corpus_dir(size, work)
     embedder = Embedder(batch_size=64)
     embedder.encode_query("warm up")
     parts = (len(texts) + BATCH - 1) // BATCH
@@ -76,7 +75,8 @@ def encode_corpus(size: str, work: Path = WORK) -> dict:
               file=sys.stderr, flush=True)
     vectors = np.concatenate([np.load(out / f"part-{p:05d}.npy") for p in range(parts)])
     np.save(out / "vectors.npy", vectors)
-    keys = np.frombuffer(b"".join(_key(t) for t in texts), dtype="S12")
+    # uint8 rows, not numpy's "S12": S strings drop trailing zero bytes on the way out (1 key in 256)
+    keys = np.frombuffer(b"".join(_key(t) for t in texts), dtype=np.uint8).reshape(-1, 12)
     np.save(out / "keys.npy", keys)
     for p in range(parts):
         (out / f"part-{p:05d}.npy").unlink()
@@ -96,7 +96,9 @@ class CachedEmbedder:
 
         folder = cache_dir(size, work)
         self._vectors = np.load(folder / "vectors.npy", mmap_mode="r")
-        self._rows = {bytes(k): i for i, k in enumerate(np.load(folder / "keys.npy"))}
+        keys = np.load(folder / "keys.npy")
+        keys = keys.view(np.uint8).reshape(-1, 12) if keys.dtype.kind == "S" else keys  # caches written as S12
+        self._rows = {row.tobytes(): i for i, row in enumerate(keys)}
         self._model = Embedder(batch_size=64)
         self.model_name = self._model.model_name
         self.batch_size = self._model.batch_size
