@@ -51,13 +51,13 @@ def render_pending() -> str:
     return '<div class="answer pending">Searching the articles…</div>'
 
 
-def render_answer(answer: Answer, partial_text: str | None = None, streaming: bool = False) -> str:
+def render_answer(answer: Answer, streaming: bool = False) -> str:
     """The assistant's turn: the answer with its [n] markers, a notice for disagreement or no answer, the mode.
 
-    `partial_text` replaces the answer's text. `streaming` marks a draft of a language model's answer (only
+    `streaming` marks a draft of a language model's answer (only
     sentences that passed the citation guard): it is shown without notes, with a line saying more may follow.
     """
-    text = answer.text if partial_text is None else partial_text
+    text = answer.text
     classes = "answer abstained" if answer.abstained else "answer"
     if streaming:
         classes += " streaming"

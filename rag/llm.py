@@ -8,7 +8,7 @@ or nothing it wrote survives the guard, the extractive answer is returned with a
 
 The reply is read with llama-index's `stream_chat`, so a chat can show the answer while it is written; what
 is shown early is only ever the guard's result for the sentences that are already complete (see
-`LlmAnswerer.answer_stream`). The one-shot `answer` is the last step of the same stream.
+`LlmAnswerer.answer_stream`; its return value is the final answer).
 """
 
 from __future__ import annotations
@@ -193,10 +193,6 @@ class LlmAnswerer:
             raise LlmError("the language model's rewrite of the follow-up question was unusable")
         return line
 
-    def answer(self, question: str, passages: Sequence[Passage], fallback: Answer) -> Answer:
-        """The guarded model answer to `question`, or `fallback` (the extractive answer) with a note why not."""
-        return final_of(self.answer_stream(question, passages, fallback))
-
     def answer_stream(self, question: str, passages: Sequence[Passage], fallback: Answer) -> Generator[Answer, None, Answer]:
         """Yield drafts of the guarded answer while the model writes; return the final answer (`answer`'s result).
 
@@ -248,15 +244,6 @@ def _as_llm_answer(fallback: Answer, checked: Guarded, notes: tuple[str, ...]) -
         guard=checked.report,
         notes=notes,
     )
-
-
-def final_of(steps: Generator[Any, None, Any]) -> Any:
-    """Run a generator of drafts to its end and give back what it returns (the final result)."""
-    while True:
-        try:
-            next(steps)
-        except StopIteration as stop:
-            return stop.value
 
 
 def summary(report: dict[str, int]) -> str:
