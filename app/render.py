@@ -12,7 +12,7 @@ from html import escape
 from typing import Any
 from urllib.parse import quote as url_quote
 
-from rag.types import Answer, Article, Quote
+from rag.types import Answer, Article, ArticleHeader, Quote
 
 ArticleLookup = Callable[[str], Article | None]
 
@@ -142,7 +142,7 @@ def short_date(stamp: object) -> str:
     return text or "unknown"
 
 
-def render_article_list(articles: Iterable[Article], manifest: Mapping[str, Any], base: str = "") -> str:
+def render_article_list(articles: Iterable[Article | ArticleHeader], manifest: Mapping[str, Any], base: str = "") -> str:
     """The articles the assistant knows, with their count and the index's build date."""
     items = list(articles)
     built = short_date(manifest.get("built_at"))

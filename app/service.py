@@ -18,7 +18,7 @@ from typing import Any
 
 from rag.config import PROJECT_ROOT, Settings
 from rag.pipeline import Assistant
-from rag.types import Answer, Article, StreamEvent
+from rag.types import Answer, Article, ArticleHeader, StreamEvent
 
 MAX_HISTORY = 50  # earlier turns kept for follow-ups; the library only looks at the latest few anyway
 
@@ -67,9 +67,8 @@ class Service:
     def article(self, article_id: str) -> Article | None:
         return self.assistant.index.article(article_id)
 
-    def articles(self) -> list[Article]:
-        found = (self.assistant.index.article(i) for i in self.assistant.index.article_ids())
-        return [a for a in found if a is not None]
+    def articles(self) -> list[ArticleHeader]:
+        return self.assistant.index.article_headers()
 
     @property
     def manifest(self) -> dict[str, Any]:

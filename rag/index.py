@@ -43,7 +43,7 @@ from rag.embed import Embedder
 from rag.errors import IndexMissingError
 from rag.store import Segment
 from rag.text import bm25_idf
-from rag.types import Article, Chunk
+from rag.types import Article, ArticleHeader, Chunk
 
 
 class Index:
@@ -109,6 +109,10 @@ class Index:
                     self._cache.clear()
                 self._cache[key] = value
         return value
+
+    def article_headers(self) -> list[ArticleHeader]:
+        """Every live article's id, title and date, in the order of `article_ids`."""
+        return [header for segment in self._segments for header in segment.headers()]
 
     def title(self, article_row: int) -> str:
         return self._field(article_row, "title")

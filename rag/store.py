@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.types import Article
+from rag.types import Article, ArticleHeader
 
 # Exact search scans every vector per query: ~300k x 384 floats is ~30 ms on one core, past that an
 # approximate index keeps the answer path flat as the corpus grows.
@@ -354,6 +354,12 @@ class Segment:
         with self._lock:
             rows = self.db.execute("SELECT row, id FROM articles ORDER BY row").fetchall()
         return [i for r, i in rows if r not in self.dead]
+
+    def headers(self) -> list[ArticleHeader]:
+        """Id, title and date of the live articles, in row order."""
+        with self._lock:
+            rows = self.db.execute("SELECT row, id, title, published_at FROM articles ORDER BY row").fetchall()
+        return [ArticleHeader(i, t, p) for r, i, t, p in rows if r not in self.dead]
 
     def live_rows(self) -> list[int]:
         return [r for r in range(self.info["articles"]) if r not in self.dead]

@@ -10,6 +10,15 @@ from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
+class ArticleHeader:
+    """What a list of articles shows: no text, so listing a large index reads little."""
+
+    id: str
+    title: str
+    published_at: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Article:
     """One article. `text` is what offsets point into; for .txt/.md files it is the file's text."""
 

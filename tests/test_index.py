@@ -214,6 +214,9 @@ def test_delta_segment_tombstones_changed_and_removed_articles(tmp_path: Path, c
     assert len(ids) == len(set(ids)) == 5 and removed.name not in ids
     assert index.article(changed.name).text == changed.read_text(encoding="utf-8")
     assert index.article(removed.name) is None
+    # the article list reads the same live articles, in the same order, without their text
+    assert [(h.id, h.title, h.published_at) for h in index.article_headers()] == [
+        (a.id, a.title, a.published_at) for a in map(index.article, ids)]
     retriever = Retriever(index, embedder, top_k=8)
     for question in ("How many herons did the harbour master count?", old_text.splitlines()[2][:80], "ferry strike in Kiel"):
         for passage in retriever.retrieve(question):
