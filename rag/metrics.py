@@ -12,8 +12,6 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
 # ---------------------------------------------------------------- answer text normalisation
 
 # Our own number-word reader rather than a dependency: the available packages (word2number, text2num) are
@@ -201,6 +199,8 @@ def mean(values: Iterable[float | None]) -> float | None:
 def latency_summary(latencies_ms: Sequence[float]) -> dict[str, float | None]:
     if not latencies_ms:
         return {"p50_ms": None, "p95_ms": None, "max_ms": None}
+    import numpy as np  # here, not at the top: `rag --help` imports this module (the eval options) and needs no numpy
+
     values = np.asarray(latencies_ms, dtype=float)
     return {
         "p50_ms": round(float(np.percentile(values, 50)), 2),

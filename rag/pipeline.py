@@ -17,6 +17,7 @@ from rag.embed import Embedder
 from rag.errors import LlmError, QuestionError, SettingsError
 from rag.extract import warm_up
 from rag.index import Index, Progress, open_index
+from rag.metrics import quote_is_verbatim
 from rag.question import analyse
 from rag.retrieve import Retriever
 from rag.text import terms
@@ -117,7 +118,7 @@ class Assistant:
 
     def verify(self, quote: Quote) -> bool:
         article = self.index.article(quote.article_id)
-        return article is not None and 0 <= quote.start < quote.end <= len(article.text) and article.text[quote.start : quote.end] == quote.text
+        return quote_is_verbatim(article.text if article else None, quote.start, quote.end, quote.text)
 
     def close(self) -> None:
         self.index.close()
