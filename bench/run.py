@@ -238,38 +238,35 @@ def measure_recall(size: str, settings) -> dict:  # noqa: ANN001
         for s, base in zip(ivf, calibrated, strict=True):
             s.faiss.nprobe = base
     elif not settings.embed_model.startswith("bench-") and sum(s.info["sentences"] for s in index._segments) > 10_000:
-        out["ivf_on_real_vectors"] = _ivf_check(index, queries, exact_rows, exact_scores)
+        out["ivf_on_real_vectors"] = _ivf_check(index, queries)
     index.close()
     return out
 
 
-def _ivf_check(index, queries, exact_rows, exact_scores) -> dict:  # noqa: ANN001
-    """The IVF this index would get past the exact threshold, built over its real-model vectors: calibrated
-    nprobe and the recall real questions get from it (the stand-in rows cannot say this)."""
-    import faiss
+def _ivf_check(index, queries) -> dict:  # noqa: ANN001
+    """The IVF this index's base segment would get past the exact threshold (rag.store.build_ivf, the same
+    code a large segment runs), built over its real-model vectors: calibrated nprobe and the recall real
+    questions get from it, searched as Segment.search does (the stand-in rows cannot say this)."""
     import numpy as np
 
-    from rag.store import TRAIN_SAMPLE, calibrate, ivf_lists
+    from rag.store import build_ivf, candidates
 
     segment = index._segments[0]
-    matrix = segment.vectors
-    n = matrix.shape[0]
-    nlist = ivf_lists(n)
-    ivf = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(matrix.shape[1]), matrix.shape[1], nlist,
-                                        faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
-    ivf.train(np.ascontiguousarray(matrix[: max(TRAIN_SAMPLE, 40 * nlist)]))
-    ivf.add(np.ascontiguousarray(matrix))
-    nprobe, calibrated = calibrate(ivf, matrix)
-    ivf.nprobe = nprobe
-    _, found = ivf.search(queries, 40)
+    matrix = np.asarray(segment.vectors, dtype=np.float32)
+    ivf, nprobe, calibrated = build_ivf(matrix)
+    exact = queries @ matrix.T  # [queries, rows]: small enough below the exact threshold
+    if segment.dead:
+        exact[:, np.isin(segment.sentences[:, 0], list(segment.dead))] = -np.inf
+    want_rows = np.argsort(-exact, axis=1)[:, :10]
+    _, found = ivf.search(queries, candidates(10))
     hits, tied = [], []
-    for cand, want, want_scores, q in zip(found, exact_rows, exact_scores, queries, strict=True):
-        cand = np.sort(cand[cand >= 0])
-        scores = np.asarray(matrix[cand]) @ q
+    for cand, want, q_exact, q in zip(found, want_rows, exact, queries, strict=True):
+        cand = np.sort(cand[(cand >= 0) & np.isfinite(q_exact[np.maximum(cand, 0)])])
+        scores = matrix[cand] @ q
         top = cand[np.argsort(-scores)[:10]]
         hits.append(len(set(top.tolist()) & set(want.tolist())) / 10)
-        tied.append(min(10, int((np.sort(scores)[::-1][:10] >= want_scores[9] - 1e-5).sum())) / 10)
-    return {"nlist": nlist, "nprobe": nprobe, "calibrated_recall": calibrated,
+        tied.append(min(10, int((np.sort(scores)[::-1][:10] >= q_exact[want[9]] - 1e-5).sum())) / 10)
+    return {"nlist": ivf.nlist, "nprobe": nprobe, "calibrated_recall": calibrated,
             "recall_at_10": round(float(np.mean(hits)), 4), "recall_at_10_ties": round(float(np.mean(tied)), 4)}
 
 

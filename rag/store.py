@@ -127,6 +127,29 @@ def calibrate(index: Any, matrix: np.ndarray, target: float = CALIBRATION_TARGET
         nprobe = min(index.nlist, nprobe * 2)
 
 
+def build_ivf(matrix: np.ndarray) -> tuple[Any, int, float]:
+    """The IVF-SQ8 index of a large segment over `matrix` (unit rows), with its calibrated probe count (set on
+    the index) and the calibration recall."""
+    import faiss
+
+    n, dimension = matrix.shape
+    nlist = ivf_lists(n)
+    index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dimension), dimension, nlist, faiss.ScalarQuantizer.QT_8bit,
+                                          faiss.METRIC_INNER_PRODUCT)
+    sample = np.sort(np.random.default_rng(0).choice(n, size=min(n, max(TRAIN_SAMPLE, 40 * nlist)), replace=False))
+    index.train(np.ascontiguousarray(matrix[sample], dtype=np.float32))
+    for begin in range(0, n, 100_000):
+        index.add(np.ascontiguousarray(matrix[begin : begin + 100_000], dtype=np.float32))
+    nprobe, recall = calibrate(index, matrix)
+    index.nprobe = max(nprobe, probe_floor(nlist))
+    return index, index.nprobe, recall
+
+
+def candidates(k: int) -> int:
+    """How many IVF candidates are fetched (then re-scored with the stored vectors) for k results."""
+    return max(k * RERANK_FACTOR, 64)
+
+
 class SegmentWriter:
     """Writes one segment: `add` each article with its vectors, then `finish`. Nothing is live until then."""
 
@@ -197,16 +220,7 @@ class SegmentWriter:
         kind = self.kind
         nprobe, recall = 0, 1.0
         if kind != "flat":  # a flat segment is searched exactly on vectors.npy itself
-            nlist = ivf_lists(n)
-            quantizer = faiss.IndexFlatIP(self.dimension)
-            index = faiss.IndexIVFScalarQuantizer(quantizer, self.dimension, nlist, faiss.ScalarQuantizer.QT_8bit,
-                                                  faiss.METRIC_INNER_PRODUCT)
-            sample = np.sort(np.random.default_rng(0).choice(n, size=min(n, max(TRAIN_SAMPLE, 40 * nlist)), replace=False))
-            index.train(np.ascontiguousarray(matrix[sample], dtype=np.float32))
-            for begin in range(0, n, 100_000):
-                index.add(np.ascontiguousarray(matrix[begin : begin + 100_000], dtype=np.float32))
-            nprobe, recall = calibrate(index, matrix)
-            nprobe = max(nprobe, probe_floor(index.nlist))
+            index, nprobe, recall = build_ivf(matrix)
             faiss.write_index(index, str(self.path / "vectors.faiss"))
         np.save(self.path / "sentences.npy", self._sentences)
         np.save(self.path / "chunks.npy", np.asarray(self._chunks, dtype=np.int64).reshape(-1, 5))
@@ -270,7 +284,7 @@ class Segment:
         if want <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         q = query.reshape(1, -1).astype(np.float32)
-        fetch = want if self.info["kind"] == "flat" else max(want * RERANK_FACTOR, 64)
+        fetch = want if self.info["kind"] == "flat" else candidates(want)
         while True:
             fetch = min(fetch, n)
             if self.faiss is None:
