@@ -45,7 +45,7 @@ class _Group(click.Group):
 
 def _settings(ctx: click.Context, **overrides: Any) -> Settings:
     base: Settings = ctx.obj
-    return base.replace(**{k: v for k, v in overrides.items() if v is not None})
+    return base.replace(**overrides)  # replace() ignores the options left unset (None)
 
 
 def _progress_bar() -> tuple[Callable[[int, int], None], Callable[[], None]]:
@@ -140,13 +140,12 @@ def index_build(ctx: click.Context, articles_dir: Path | None, index_dir: Path |
 @click.pass_context
 def index_info(ctx: click.Context, index_dir: Path | None, as_json: bool) -> None:
     """Articles, chunks, model, size and build time of the index."""
-    from rag.errors import IndexMissingError
-    from rag.index import index_size, read_manifest
+    from rag.index import index_size, missing_index, read_manifest
 
     settings = _settings(ctx, index_dir=index_dir)
     manifest = read_manifest(settings.index_dir)
     if manifest is None:
-        raise IndexMissingError(f"there is no index in {settings.index_dir}; build it with: rag index build")
+        raise missing_index(settings.index_dir)
     size = index_size(settings.index_dir)
     info = {
         "path": str(settings.index_dir),

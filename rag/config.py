@@ -57,7 +57,8 @@ class Settings:
     llm_passages: int = 3  # how many of the retrieved passages the model is shown
 
     def __post_init__(self) -> None:
-        for name in ("embed_batch_size", "chunk_max_chars", "top_k", "max_quotes", "max_question_chars"):
+        for name in ("embed_batch_size", "chunk_max_chars", "top_k", "max_quotes", "max_question_chars",
+                     "llm_timeout", "llm_max_tokens", "llm_passages"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise SettingsError(f"{name} must be a positive whole number, got {value!r}")
@@ -67,10 +68,6 @@ class Settings:
             raise SettingsError(f"chunk_overlap must be a whole number from 0 to 5, got {self.chunk_overlap!r}")
         if self.top_k > 200:
             raise SettingsError(f"top_k must be at most 200, got {self.top_k}")
-        for name in ("llm_timeout", "llm_max_tokens", "llm_passages"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise SettingsError(f"{name} must be a positive whole number, got {value!r}")
         if self.answer_mode not in ANSWER_MODES:
             raise SettingsError(f"answer_mode must be one of {', '.join(ANSWER_MODES)}, got {self.answer_mode!r}")
         if not str(self.embed_model).strip():

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rag.metrics import MULTIHOP_KEYS
+
 # (aggregate key, column heading, is a percentage)
 COLUMNS: tuple[tuple[str, str, bool], ...] = (
     ("questions", "n", False),
@@ -27,7 +29,6 @@ COLUMNS: tuple[tuple[str, str, bool], ...] = (
     ("p95_ms", "p95 ms", False),
     ("max_ms", "max ms", False),
 )
-MULTIHOP_KEYS = ("hits@4", "hits@10", "mrr@10", "map@10")
 
 
 def fmt(value: Any, percent: bool = False) -> str:

@@ -66,7 +66,7 @@ class Index:
         """Open the live segments; refuse an index built by another model, chunking or format."""
         manifest = read_manifest(index_dir)
         if manifest is None:
-            raise IndexMissingError(f"there is no index in {index_dir}; build it with: rag index build")
+            raise missing_index(index_dir)
         check_compatible(manifest, settings)
         db = connect(index_dir / CATALOG)
         try:
@@ -212,6 +212,10 @@ class Index:
         return index_size(self.path)
 
 
+def missing_index(index_dir: Path) -> IndexMissingError:
+    return IndexMissingError(f"there is no index in {index_dir}; build it with: rag index build")
+
+
 def index_size(index_dir: Path) -> int:
     """Bytes the index takes on disk, not counting an unfinished build's embedding batches."""
     return sum(p.stat().st_size for p in index_dir.rglob("*") if p.is_file() and ".scratch" not in p.parts)
@@ -225,7 +229,7 @@ def open_index(settings: Settings, embedder: Embedder | None = None, progress: P
     if state.stale:
         if not settings.auto_build:
             if not state.exists:
-                raise IndexMissingError(f"there is no index in {settings.index_dir}; build it with: rag index build")
+                raise missing_index(settings.index_dir)
         else:
             manifest = read_manifest(settings.index_dir)
             if manifest is not None:

@@ -153,6 +153,8 @@ def quote_is_verbatim(article_text: str | None, start: int, end: int, text: str)
 
 # ---------------------------------------------------------------- MultiHop-RAG chunk metrics
 
+MULTIHOP_KEYS = ("hits@4", "hits@10", "mrr@10", "map@10")  # the official retrieval_evaluate.py figures
+
 
 def _squash(text: str) -> str:
     # exactly the official script's normalisation (spaces and newlines removed), so figures compare
@@ -250,6 +252,6 @@ def aggregate(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     if chunk_rows:
         summary["multihop"] = {
             "queries": len(chunk_rows),
-            **{key: mean(c[key] for c in chunk_rows) for key in ("hits@4", "hits@10", "mrr@10", "map@10")},
+            **{key: mean(c[key] for c in chunk_rows) for key in MULTIHOP_KEYS},
         }
     return summary
