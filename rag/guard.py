@@ -13,7 +13,7 @@ A pure function from (generated text, passages) to a verified result, so it is t
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz
@@ -125,14 +125,21 @@ def _best_sentence(claim: set[str], passage: Passage, index: int) -> tuple[float
     return best
 
 
+def _quote_spans(text: str) -> list[tuple[int, int]]:
+    return [(m.start(), m.end()) for m in _QUOTE.finditer(text)]
+
+
+def _sentence_ends(text: str, quotes: list[tuple[int, int]]) -> Iterator[tuple[int, int]]:
+    """(start, end) of each sentence end in `text`, in order; a full stop inside a quotation is not one.
+    The one definition both `_sentences` and `settled_end` cut by, so streaming and the final guard agree."""
+    for m in _SENTENCE_END.finditer(text):
+        if not any(s < m.start() < e and m.end() < e for s, e in quotes):
+            yield m.start(), m.end()
+
+
 def _sentences(text: str) -> list[str]:
     """Split generated text into sentences, never inside a quotation and keeping trailing markers."""
-    inside = [(m.start(), m.end()) for m in _QUOTE.finditer(text)]
-    cuts = [0]
-    for m in _SENTENCE_END.finditer(text):
-        if not any(s < m.start() < e and m.end() < e for s, e in inside):  # not a full stop inside a quote
-            cuts.append(m.end())
-    cuts.append(len(text))
+    cuts = [0, *(end for _, end in _sentence_ends(text, _quote_spans(text))), len(text)]
     return [text[a:b].strip() for a, b in zip(cuts, cuts[1:], strict=False) if text[a:b].strip()]
 
 
@@ -271,17 +278,11 @@ def settled_end(text: str) -> int:
     open_end = next(
         (p for p, char in enumerate(text) if char in ".!?\n" and _PARTIAL_END.fullmatch(text, p)), len(text)
     )
-    quotes = [(m.start(), m.end()) for m in _QUOTE.finditer(text)]
+    quotes = _quote_spans(text)
     # A quotation still open: only the last quote character can start one, unless a finished quotation ends there.
     open_quote = len(text)
     last = max((text.rfind(c) for c in _QUOTE_CHARS), default=-1)
     if last >= 0 and not any(s <= last < e for s, e in quotes) and _PARTIAL_QUOTE.fullmatch(text, last):
         open_quote = last
     limit = min(open_end, open_quote)
-    end = 0
-    for m in _SENTENCE_END.finditer(text):
-        if m.start() >= limit:
-            break
-        if not any(s < m.start() < e and m.end() < e for s, e in quotes):
-            end = m.end()
-    return end
+    return max((end for start, end in _sentence_ends(text, quotes) if start < limit), default=0)
