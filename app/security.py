@@ -69,7 +69,7 @@ class AccessMiddleware:
 
     def _credential(self, scope: Scope) -> str | None:
         """Which way the request proved it knows the token ("header", "cookie", "query"), or None."""
-        headers = {k.lower(): v for k, v in scope.get("headers", [])}
+        headers = _headers(scope)
         auth = headers.get(b"authorization", b"")
         if auth[:7].lower() == b"bearer " and self._matches(auth[7:].strip()):
             return "header"
@@ -89,6 +89,10 @@ class AccessMiddleware:
         return hmac.compare_digest(given, self.token)
 
 
+def _headers(scope: Scope) -> dict[bytes, bytes]:
+    return {k.lower(): v for k, v in scope.get("headers", [])}
+
+
 def _app_path(scope: Scope) -> str:
     """The request path without the proxy's sub-path (uvicorn puts `root_path` in front of `path`)."""
     path: str = scope.get("path", "")
@@ -100,7 +104,7 @@ def _app_path(scope: Scope) -> str:
 
 def _cookie(scope: Scope, token: str) -> bytes:
     """HttpOnly cookie for the app's path; SameSite=None+Secure over https so it also works inside an iframe."""
-    headers = {k.lower(): v for k, v in scope.get("headers", [])}
+    headers = _headers(scope)
     https = scope.get("scheme") == "https" or headers.get(b"x-forwarded-proto", b"") == b"https"
     path = scope.get("root_path") or "/"
     flags = "SameSite=None; Secure" if https else "SameSite=Lax"
@@ -112,7 +116,7 @@ async def _unauthorized(scope: Scope, send: Send, path: str) -> None:
     if scope["type"] == "websocket":
         await send({"type": "websocket.close", "code": 1008})
         return
-    headers = {k.lower(): v for k, v in scope.get("headers", [])}
+    headers = _headers(scope)
     wants_html = b"text/html" in headers.get(b"accept", b"") and not path.startswith("/api/")
     if wants_html:
         body = (

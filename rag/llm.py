@@ -145,10 +145,13 @@ class LlmAnswerer:
         self.llm = llm if llm is not None else build_llm(settings)
         self._lock = threading.Lock()  # an in-process model is not safe to call from two threads at once
 
-    def generate(self, user: str) -> str:
+    def _messages(self, user: str) -> list[Any]:  # -> list[ChatMessage]
         from llama_index.core.llms import ChatMessage
 
-        messages = [ChatMessage(role="system", content=self.system.fill()), ChatMessage(role="user", content=user)]
+        return [ChatMessage(role="system", content=self.system.fill()), ChatMessage(role="user", content=user)]
+
+    def generate(self, user: str) -> str:
+        messages = self._messages(user)
         with self._lock:
             reply = self.llm.chat(messages)
         content = reply.message.content
@@ -163,9 +166,7 @@ class LlmAnswerer:
         the whole reply, which a server trickling tokens would otherwise stretch without limit. An in-process
         model is bounded by transformers' own `max_time` instead, which ends generation with what it has.
         """
-        from llama_index.core.llms import ChatMessage
-
-        messages = [ChatMessage(role="system", content=self.system.fill()), ChatMessage(role="user", content=user)]
+        messages = self._messages(user)
         deadline = time.monotonic() + self.settings.llm_timeout if self.settings.llm_base_url else None
         text = ""
         with self._lock:
