@@ -123,13 +123,13 @@ def build_ui(service: Service, base: str = "", compact: bool = False) -> gr.Bloc
                     ask = gr.Button("Ask", variant="primary", scale=1, min_width=60, elem_id="ask")
                 clear = gr.Button("Start over", size="sm", variant="secondary", elem_id="start-over")
                 if compact:  # the widget is one narrow column: sources go under the chat
-                    sources = gr.HTML(render.render_sources(None, service.article, base), elem_id="sources")
+                    sources = gr.HTML(_no_sources(service, base), elem_id="sources")
                 else:
                     if service.examples:
                         gr.Examples(examples=[[q] for q in service.examples], inputs=[box], label="Examples")
             if not compact:
                 with gr.Column(scale=2, min_width=280):
-                    sources = gr.HTML(render.render_sources(None, service.article, base), elem_id="sources")
+                    sources = gr.HTML(_no_sources(service, base), elem_id="sources")
         if not compact:
             articles = service.articles()
             built = render.short_date(service.manifest.get("built_at"))
@@ -140,7 +140,7 @@ def build_ui(service: Service, base: str = "", compact: bool = False) -> gr.Bloc
             yield from _respond(service, base, message, chat, past)
 
         def start_over() -> tuple:
-            return [], render.render_sources(None, service.article, base), "", []
+            return [], _no_sources(service, base), "", []
 
         outputs = [chatbot, sources, box, history]
         for trigger in (box.submit, ask.click):
