@@ -98,12 +98,11 @@ def raw_throughput(texts: list[str], batch_size: int) -> float:
     return len(texts) / (time.perf_counter() - started)
 
 
-def run(size: str, standin: bool, work: Path = WORK, exact_max: int | None = None, pre_encoded: bool = False) -> dict:
+def run(size: str, standin: bool, work: Path = WORK, pre_encoded: bool = False) -> dict:
     """A full build. `pre_encoded`: the real model's vectors come from bench/realcache.py, which timed the
     model alone on these very sentences; the build then times everything else, and the build rate is the
     sentences over (model time + the rest)."""
     from rag.index import build_index
-    from rag.store import EXACT_MAX_SENTENCES
 
     settings = settings_for(size, standin, work)
     shutil.rmtree(settings.index_dir, ignore_errors=True)
@@ -120,7 +119,7 @@ def run(size: str, standin: bool, work: Path = WORK, exact_max: int | None = Non
     update, close = progress_bar()
     started = time.perf_counter()
     try:
-        report = build_index(settings, embedder, progress=update, exact_max=exact_max or EXACT_MAX_SENTENCES)
+        report = build_index(settings, embedder, progress=update)
     finally:
         close()
     seconds = time.perf_counter() - started

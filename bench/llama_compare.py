@@ -10,10 +10,7 @@ compares), disk size.
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -76,7 +73,7 @@ def compare(size: str, standin: bool, work: Path, questions: list[str], ours: Ca
     from llama_index.vector_stores.faiss import FaissVectorStore
 
     from bench.build import corpus_dir
-    from bench.run import pct
+    from bench.run import _probe, pct
     from bench.standin import HashEmbedder
     from rag.embed import Embedder
 
@@ -94,14 +91,8 @@ def compare(size: str, standin: bool, work: Path, questions: list[str], ours: Ca
     nodes = len(index.docstore.docs)
     del index, context, docs
 
-    loads = []
-    for _ in range(3):
-        out = subprocess.run([sys.executable, "-c", _LOAD.format(d=str(persist))], capture_output=True, text=True,
-                             env={**os.environ}, cwd=ROOT)
-        if out.returncode:
-            raise RuntimeError(out.stderr[-2000:])
-        loads.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    load = sorted(loads, key=lambda r: r["load_s"])[1]
+    loads = [_probe(_LOAD.format(d=str(persist))) for _ in range(3)]
+    load = sorted(loads, key=lambda r: r["load_s"])[1]  # the median of three
 
     store = FaissVectorStore.from_persist_dir(str(persist))
     reloaded = load_index_from_storage(StorageContext.from_defaults(vector_store=store, persist_dir=str(persist)),

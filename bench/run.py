@@ -83,17 +83,16 @@ def measure_load(settings) -> dict:  # noqa: ANN001
     for seg in settings.index_dir.glob("gen-*"):
         with sqlite3.connect(seg / "store.sqlite") as db:
             text += db.execute("SELECT coalesce(sum(length(text)), 0) FROM articles").fetchone()[0]
-    manifest_counts = json.loads(subprocess.run(
-        [PY, "-m", "rag.cli", "index", "info", "--json", "--index", str(settings.index_dir)],
-        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "RAG_EMBED_MODEL": settings.embed_model},
-    ).stdout or "{}")
-    vectors = manifest_counts.get("sentences", 0) * 384 * 4
+    from rag.index import index_size, read_manifest
+
+    manifest = read_manifest(settings.index_dir)  # no index: a TypeError, never a silently smaller figure
+    vectors = manifest["counts"]["sentences"] * manifest["dimension"] * 4  # raw float32 vectors
     return {
         "load_s": round(best["load_s"], 3),
         "rss_after_mb": round(best["rss_after"]["VmRSS"] / 2**20, 1),
         "rss_index_mb": round((best["rss_after"]["VmRSS"] - best["rss_before"]["VmRSS"]) / 2**20, 1),
         "raw_vectors_text_mb": round((vectors + text) / 2**20, 1),
-        "disk_mb": round(sum(p.stat().st_size for p in settings.index_dir.rglob("*") if p.is_file()) / 2**20, 1),
+        "disk_mb": round(index_size(settings.index_dir) / 2**20, 1),
     }
 
 
