@@ -61,7 +61,7 @@ def rss():
     fields = dict(l.split(':', 1) for l in open('/proc/self/status'))
     return {{k: int(fields[k].split()[0]) * 1024 for k in ('VmRSS', 'RssAnon', 'RssFile')}}
 from rag.config import load_settings
-from rag.index import Index
+from rag.index.local import Index
 import numpy, faiss, bm25s  # the libraries any process using the index has loaded anyway
 before = rss()
 settings = load_settings(config_file=None, environ={{}}, articles_dir={articles!r}, index_dir={index!r}, embed_model={model!r})
@@ -83,7 +83,7 @@ def measure_load(settings) -> dict:  # noqa: ANN001
     for seg in settings.index_dir.glob("gen-*"):
         with sqlite3.connect(seg / "store.sqlite") as db:
             text += db.execute("SELECT coalesce(sum(length(text)), 0) FROM articles").fetchone()[0]
-    from rag.index import index_size, read_manifest
+    from rag.index.local import index_size, read_manifest
 
     manifest = read_manifest(settings.index_dir)  # no index: a TypeError, never a silently smaller figure
     vectors = manifest["counts"]["sentences"] * manifest["dimension"] * 4  # raw float32 vectors
@@ -98,7 +98,7 @@ def measure_load(settings) -> dict:  # noqa: ANN001
 
 def measure_incremental(size: str, settings, standin: bool) -> dict:  # noqa: ANN001
     """Add one article, then change one, timing each `build_index`; the corpus is restored afterwards."""
-    from rag.index import build_index
+    from rag.index.local import build_index
 
     if size == "bundled":
         new_path = settings.articles_dir / "zz_bench_added.txt"
@@ -144,17 +144,14 @@ def measure_queries(size: str, settings, standin: bool, profile_to: Path | None 
     from rag.embed import Embedder
     from rag.pipeline import Assistant
 
-    assistant = Assistant(settings.replace(auto_build=False))
-    real = Embedder()
-    assistant.embedder = real
-    assistant.retriever.embedder = real
+    assistant = Assistant.from_settings(settings.replace(auto_build=False), encoder=Embedder())
     qs = question_set(size)
     for q in qs[:10]:
         assistant.ask(q)
     encode, retrieve, whole = [], [], []
     for q in qs:
         t = time.perf_counter()
-        real.encode_query(q)
+        assistant.encoder.encode_query(q)
         encode.append((time.perf_counter() - t) * 1000)
         t = time.perf_counter()
         assistant.retriever.retrieve(q)
@@ -185,7 +182,7 @@ def measure_recall(size: str, settings) -> dict:  # noqa: ANN001
     """recall@10 of the index's dense search against exact search over the same stored vectors."""
     import numpy as np
 
-    from rag.index import Index
+    from rag.index.local import Index
 
     index = Index.load(settings.index_dir, settings)
     kinds = [s["kind"] for s in index.manifest["segments"]]
@@ -248,7 +245,7 @@ def _ivf_check(index, queries) -> dict:  # noqa: ANN001
     questions get from it, searched as Segment.search does (the stand-in rows cannot say this)."""
     import numpy as np
 
-    from rag.store import build_ivf, candidates
+    from rag.index.segment import build_ivf, candidates
 
     segment = index._segments[0]
     matrix = np.asarray(segment.vectors, dtype=np.float32)
@@ -341,8 +338,7 @@ def run_size(size: str, standin: bool, args: argparse.Namespace) -> dict:
         from rag.embed import Embedder
         from rag.pipeline import Assistant
 
-        ours = Assistant(settings.replace(auto_build=False))
-        ours.embedder = ours.retriever.embedder = Embedder()
+        ours = Assistant.from_settings(settings.replace(auto_build=False), encoder=Embedder())
         result["llama"] = compare(size, standin, args.work, question_set(size), ours.retriever.retrieve)
         ours.close()
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -23,8 +23,31 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+PLUGIN_GROUP = "rag.commands"  # entry points that add commands: app/ registers `rag serve` here, as llm's plugins do
+
+
 class _Group(click.Group):
-    """Turns library errors into one clean line and an exit code; a bug still says how to see its traceback."""
+    """Turns library errors into one clean line and an exit code; a bug still says how to see its traceback.
+
+    Commands of other packages (entry points in PLUGIN_GROUP) are loaded only when named or listed, so
+    `rag ask` never imports the web app."""
+
+    def _plugins(self) -> dict[str, Any]:
+        from importlib.metadata import entry_points
+
+        return {ep.name: ep for ep in entry_points(group=PLUGIN_GROUP)}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._plugins()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in self._plugins():
+            try:
+                command = self._plugins()[cmd_name].load()
+            except ImportError as exc:
+                _fail(f"the command {cmd_name!r} needs extra packages ({exc.name}); install with: pip install -e '.[app]'", 1)
+        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -43,7 +66,7 @@ class _Group(click.Group):
             _fail(f"internal error ({type(exc).__name__}: {exc}); set RAG_DEBUG=1 to see the traceback", 1)
 
 
-def _settings(ctx: click.Context, **overrides: Any) -> Settings:
+def settings_for(ctx: click.Context, **overrides: Any) -> Settings:
     base: Settings = ctx.obj
     return base.replace(**overrides)  # replace() ignores the options left unset (None)
 
@@ -69,7 +92,7 @@ def _progress_bar() -> tuple[Callable[[int, int], None], Callable[[], None]]:
     return update, close
 
 
-def _open_assistant(settings: Settings):  # -> Assistant
+def open_assistant(settings: Settings):  # -> Assistant
     from rag.pipeline import Assistant
 
     def building(reason: str) -> None:
@@ -77,7 +100,7 @@ def _open_assistant(settings: Settings):  # -> Assistant
 
     update, close = _progress_bar()
     try:
-        return Assistant(settings, progress=update, on_build=building)
+        return Assistant.from_settings(settings, progress=update, on_build=building)
     finally:
         close()
 
@@ -113,12 +136,12 @@ def index() -> None:
 @click.pass_context
 def index_build(ctx: click.Context, articles_dir: Path | None, index_dir: Path | None, rebuild: bool) -> None:
     """Build index/ from the articles; a re-run embeds only new or changed articles."""
-    from rag.index import build_index
+    from rag.index.factory import build_search_index
 
-    settings = _settings(ctx, articles_dir=articles_dir, index_dir=index_dir)
+    settings = settings_for(ctx, articles_dir=articles_dir, index_dir=index_dir)
     update, close = _progress_bar()
     try:
-        report = build_index(settings, progress=update, rebuild=rebuild)
+        report = build_search_index(settings, progress=update, rebuild=rebuild)
     finally:
         close()
     for skipped in report.skipped:
@@ -140,9 +163,9 @@ def index_build(ctx: click.Context, articles_dir: Path | None, index_dir: Path |
 @click.pass_context
 def index_info(ctx: click.Context, index_dir: Path | None, as_json: bool) -> None:
     """Articles, chunks, model, size and build time of the index."""
-    from rag.index import index_size, missing_index, read_manifest
+    from rag.index.local import index_size, missing_index, read_manifest
 
-    settings = _settings(ctx, index_dir=index_dir)
+    settings = settings_for(ctx, index_dir=index_dir)
     manifest = read_manifest(settings.index_dir)
     if manifest is None:
         raise missing_index(settings.index_dir)
@@ -208,11 +231,11 @@ def render_text(answer: Answer, width: int = 100) -> str:
 def ask(ctx: click.Context, question: str, history: tuple[str, ...], as_json: bool, top_k: int | None,
         mode: str | None, articles_dir: Path | None, index_dir: Path | None) -> None:
     """Answer one QUESTION with cited, verbatim quotes."""
-    from rag.question import clean_question
+    from rag.answer.question import clean_question
 
-    settings = _settings(ctx, articles_dir=articles_dir, index_dir=index_dir, top_k=top_k, answer_mode=mode)
+    settings = settings_for(ctx, articles_dir=articles_dir, index_dir=index_dir, top_k=top_k, answer_mode=mode)
     clean_question(question, settings.max_question_chars)  # reject bad input before loading anything
-    assistant = _open_assistant(settings)
+    assistant = open_assistant(settings)
     answer = assistant.ask(question, history)
     if as_json:
         click.echo(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False))
@@ -227,8 +250,8 @@ def ask(ctx: click.Context, question: str, history: tuple[str, ...], as_json: bo
 @click.pass_context
 def chat(ctx: click.Context, mode: str | None, articles_dir: Path | None, index_dir: Path | None) -> None:
     """A terminal chat; follow-up questions use the earlier turns. /reset starts over, /quit leaves."""
-    settings = _settings(ctx, articles_dir=articles_dir, index_dir=index_dir, answer_mode=mode)
-    assistant = _open_assistant(settings)
+    settings = settings_for(ctx, articles_dir=articles_dir, index_dir=index_dir, answer_mode=mode)
+    assistant = open_assistant(settings)
     click.echo(f"Ask about the {assistant.index.num_articles} articles in {settings.articles_dir}. /reset starts over, /quit leaves.")
     history: list[str] = []
     while True:
@@ -258,7 +281,7 @@ def chat(ctx: click.Context, mode: str | None, articles_dir: Path | None, index_
 
 
 def _threshold_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    from rag.evaluate import THRESHOLDS
+    from rag.eval.run import THRESHOLDS
 
     for name, keys in reversed(THRESHOLDS.items()):
         func = click.option(f"--min-{name.replace('_', '-')}", f"min_{name}", type=click.FloatRange(0, 1),
@@ -284,8 +307,8 @@ def eval_command(ctx: click.Context, questions_file: Path | None, json_out: Path
     from tqdm import tqdm
 
     from rag.errors import EvalError
-    from rag.eval_report import compare_reports, render_comparison, render_markdown, render_table
-    from rag.evaluate import MULTIHOP, check_thresholds, evaluate, load_questions, load_report
+    from rag.eval.report import compare_reports, render_comparison, render_markdown, render_table
+    from rag.eval.run import MULTIHOP, check_thresholds, evaluate, load_questions, load_report
 
     try:
         if compare:
@@ -296,13 +319,13 @@ def eval_command(ctx: click.Context, questions_file: Path | None, json_out: Path
         qset = load_questions(questions_file)
     except EvalError as exc:
         _fail(str(exc), 2)
-    settings = _settings(ctx, articles_dir=articles_dir, index_dir=index_dir, top_k=top_k)
+    settings = settings_for(ctx, articles_dir=articles_dir, index_dir=index_dir, top_k=top_k)
     notes = []
     if qset.format == MULTIHOP and top_k is None and settings.top_k < 10:
         settings = settings.replace(top_k=10)
         notes.append("top_k raised to 10 for this MultiHop-RAG run so Hits@10 and MRR@10 see ten passages")
         click.echo(f"note: {notes[-1]} (pass --top-k to choose)", err=True)
-    assistant = _open_assistant(settings)
+    assistant = open_assistant(settings)
     bar = tqdm(total=len(qset.questions), unit="q", file=sys.stderr, dynamic_ncols=True, desc="Evaluating")
     try:
         report = evaluate(assistant, qset, progress=lambda done, total: bar.update(done - bar.n), notes=notes)
@@ -324,41 +347,6 @@ def eval_command(ctx: click.Context, questions_file: Path | None, json_out: Path
     missed = check_thresholds(report.overall, {k.removeprefix("min_"): v for k, v in minimums.items() if v is not None})
     if missed:
         _fail("threshold missed: " + "; ".join(missed), 1)
-
-def _check_port_free(host: str, port: int) -> None:
-    import socket
-
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            raise RagError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another with --port") from None
-
-
-@main.command()
-@click.option("--host", help="Address to listen on (default 127.0.0.1; 0.0.0.0 for all interfaces).")
-@click.option("--port", type=int, help="Port to listen on (default 7860).")
-@click.option("--root-path", help="Public sub-path when served behind a reverse proxy, e.g. /rag.")
-@articles_option
-@index_option
-@click.pass_context
-def serve(ctx: click.Context, host: str | None, port: int | None, root_path: str | None,
-          articles_dir: Path | None, index_dir: Path | None) -> None:
-    """The browser chat, the JSON API (/api/ask) and the widget (/widget) on one port."""
-    try:
-        from app.server import serve as run_server  # the web app lives in app/; rag/ itself never imports gradio
-    except ImportError as exc:
-        raise RagError(f"the web app needs its extra packages ({exc.name}); install with: pip install -e '.[app]'") from None
-    settings = _settings(ctx, host=host, port=port, root_path=root_path, articles_dir=articles_dir, index_dir=index_dir)
-    _check_port_free(settings.host, settings.port)  # before minutes of loading, not after
-    assistant = _open_assistant(settings)
-    shown = "localhost" if settings.host in ("0.0.0.0", "::") else settings.host
-    click.echo(f"Serving {assistant.index.num_articles} articles at http://{shown}:{settings.port}{settings.root_path}/"
-               f"{'  (token required)' if settings.api_token else ''}", err=True)
-    run_server(settings, assistant)
-
 
 if __name__ == "__main__":
     main()

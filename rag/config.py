@@ -25,6 +25,7 @@ MIN_TOKEN_CHARS = 16
 _TOKEN = re.compile(r"[A-Za-z0-9._~+/=-]+")  # base64 / URL-safe: fits a header, a cookie and a query string
 
 ANSWER_MODES = ("extractive", "llm")
+INDEX_BACKENDS = ("local", "postgres")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,9 @@ class Settings:
     max_quotes: int = 3
     max_question_chars: int = 2000
     auto_build: bool = True
+    # Where the index lives (rag/index/factory.py): "local" segments in index_dir, or "postgres" at database_url.
+    index_backend: str = "local"
+    database_url: str = field(default="", repr=False)  # may hold a password: kept out of repr
     # The web app (app/): where it listens, the public sub-path behind a reverse proxy, who may embed it.
     host: str = "127.0.0.1"
     port: int = 7860
@@ -68,6 +72,10 @@ class Settings:
             raise SettingsError(f"chunk_overlap must be a whole number from 0 to 5, got {self.chunk_overlap!r}")
         if self.top_k > 200:
             raise SettingsError(f"top_k must be at most 200, got {self.top_k}")
+        if self.index_backend not in INDEX_BACKENDS:
+            raise SettingsError(f"index_backend must be one of {', '.join(INDEX_BACKENDS)}, got {self.index_backend!r}")
+        if self.index_backend == "postgres" and not self.database_url:
+            raise SettingsError("index_backend postgres needs database_url (RAG_DATABASE_URL=postgresql://user@host/db)")
         if self.answer_mode not in ANSWER_MODES:
             raise SettingsError(f"answer_mode must be one of {', '.join(ANSWER_MODES)}, got {self.answer_mode!r}")
         if not str(self.embed_model).strip():

@@ -63,6 +63,10 @@ class Embedder:
             return self._model
 
     @property
+    def name(self) -> str:
+        return self.model_name
+
+    @property
     def dimension(self) -> int:
         model = self._load()
         getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension

@@ -11,32 +11,58 @@ import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 
-from rag.answer import Answerer
+from rag.answer.extractive import RuleReader
+from rag.answer.question import analyse
+from rag.answer.spans import warm_up
 from rag.config import ANSWER_MODES, Settings
 from rag.embed import Embedder
 from rag.errors import LlmError, QuestionError, SettingsError
-from rag.extract import warm_up
-from rag.index import Index, Progress, open_index
-from rag.metrics import quote_is_verbatim
-from rag.question import analyse
-from rag.retrieve import Retriever
-from rag.text import terms
+from rag.index.factory import Progress, open_search_index
+from rag.protocols import Encoder, Reader, Reranker, Retriever, SearchIndex, StreamingReader
+from rag.retrieve.hybrid import HybridRetriever
+from rag.text import quote_is_verbatim, terms
 from rag.types import Answer, Quote, StreamEvent
 
 
 class Assistant:
-    """Answers questions about the articles in `settings.articles_dir` from the index in `settings.index_dir`."""
+    """Answers questions about the indexed articles. It receives its parts; `from_settings` builds the usual ones.
 
-    def __init__(self, settings: Settings, progress: Progress | None = None,
-                 on_build: Callable[[str], None] | None = None) -> None:
+    The parts are the seams of rag.protocols: an index, the encoder its vectors came from, a retriever, the rule
+    reader (always there: it is the fallback of every other reader), an optional reranker, and an optional
+    language-model reader (built on first use by `from_settings`'s factory when not given).
+    """
+
+    def __init__(self, settings: Settings, *, index: SearchIndex, encoder: Encoder, retriever: Retriever,
+                 reader: Reader, reranker: Reranker | None = None, llm_reader: StreamingReader | None = None,
+                 llm_factory: Callable[[], StreamingReader] | None = None) -> None:
         self.settings = settings
+        self.index = index
+        self.encoder = encoder
+        self.retriever = retriever
+        self.reader = reader
+        self.reranker = reranker
+        self._llm = llm_reader
+        self._llm_factory = llm_factory
+        self._llm_lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, encoder: Encoder | None = None, progress: Progress | None = None,
+                      on_build: Callable[[str], None] | None = None) -> Assistant:
+        """The usual parts for `settings`: the local index (built first when missing or stale), the sentence-
+        transformers encoder, hybrid retrieval and the rule reader; the llm reader is loaded on first use."""
         # spaCy reads every question; load it while the index and the embedding model load.
         threading.Thread(target=warm_up, daemon=True).start()
-        self.embedder = Embedder(settings.embed_model, settings.embed_batch_size)
-        self.index: Index = open_index(settings, self.embedder, progress, on_build)
-        self.retriever = Retriever(self.index, self.embedder, settings.top_k)
-        self.answerer = Answerer(self.index.doc_freq, self.index.num_chunks, settings.max_quotes)
-        self._llm = None  # rag.llm.LlmAnswerer, built on first use of the llm answer mode
+        encoder = encoder or Embedder(settings.embed_model, settings.embed_batch_size)
+        index = open_search_index(settings, encoder, progress, on_build)
+        retriever = HybridRetriever(index, encoder, settings.top_k)
+        reader = RuleReader(index.doc_freq, index.num_chunks, settings.max_quotes)
+
+        def llm_factory() -> StreamingReader:
+            from rag.answer.llm import LlmReader
+
+            return LlmReader(settings)
+
+        return cls(settings, index=index, encoder=encoder, retriever=retriever, reader=reader, llm_factory=llm_factory)
 
     def ask(self, question: str, history: Sequence[str] = (), mode: str | None = None) -> Answer:
         """Answer `question`; `history` holds the earlier user turns of the same chat, oldest first.
@@ -64,10 +90,12 @@ class Assistant:
             )
         retrieved_at = time.perf_counter()
         passages = self.retriever.retrieve(query.resolved)
+        if self.reranker is not None:
+            passages = self.reranker.rerank(query.resolved, passages)
         answered_at = time.perf_counter()
-        answer = self.answerer.answer(query, passages)
-        if mode == "llm":  # the extractive answer is the fallback should the model fail or its answer not check out
-            answer = yield from self._drafts(self.llm_answerer().answer_stream(query.resolved, passages, answer))
+        answer = self.reader.read(query, passages)
+        if mode == "llm":  # the rule reader's answer is the fallback should the model fail or its answer not check out
+            answer = yield from self._drafts(self.llm_reader().read_stream(query, passages, answer))
         answer = self._verified(answer)
         done = time.perf_counter()
         timings = {
@@ -88,17 +116,18 @@ class Assistant:
                 return stop.value
             yield StreamEvent(self._verified(draft))
 
-    def llm_answerer(self):  # -> rag.llm.LlmAnswerer
-        """The language-model answerer, loaded once (a local model takes seconds to load)."""
-        if self._llm is None:
-            from rag.llm import LlmAnswerer
-
-            self._llm = LlmAnswerer(self.settings)
-        return self._llm
+    def llm_reader(self) -> StreamingReader:
+        """The language-model reader, loaded once (a local model takes seconds to load)."""
+        with self._llm_lock:
+            if self._llm is None:
+                if self._llm_factory is None:
+                    raise SettingsError("this assistant was built without a language-model reader")
+                self._llm = self._llm_factory()
+            return self._llm
 
     def _condensed(self, query, question: str, history: Sequence[str]):  # Query -> Query
         """Let the model rewrite a follow-up as a standalone question; keep the rule-based reading if it cannot."""
-        answerer = self.llm_answerer()  # a configuration error is the user's to fix: it is not swallowed here
+        answerer = self.llm_reader()  # a configuration error is the user's to fix: it is not swallowed here
         try:
             rewritten = analyse(answerer.condense(question, history), (), self.settings.max_question_chars)
         except (LlmError, QuestionError):

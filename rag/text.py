@@ -66,3 +66,8 @@ def terms(text: str) -> list[str]:
     """Stemmed content words: what BM25 indexes and what the answer step matches."""
     stop = stopwords()
     return _stemmer().stemWords([IRREGULAR.get(w, w) for w in words(text) if w not in stop])
+
+
+def quote_is_verbatim(article_text: str | None, start: int, end: int, text: str) -> bool:
+    """The one verbatim check, for the answer path and the evaluator: `text` is the article's text at its offsets."""
+    return article_text is not None and 0 <= start < end <= len(article_text) and article_text[start:end] == text

@@ -47,6 +47,21 @@ class Chunk:
 
 
 @dataclass(frozen=True, slots=True)
+class Query:
+    """An analysed question: what to retrieve with, what to match, what kind of answer to look for."""
+
+    question: str
+    resolved: str
+    answer_type: str
+    weights: tuple[tuple[str, float], ...]  # stemmed term of this turn -> weight by part of speech
+    context: tuple[tuple[str, float], ...]  # stemmed terms of the earlier turns a follow-up leans on
+    words: tuple[str, ...]  # lower-cased words of the resolved question, for excluding echoed entities
+    is_followup: bool
+    head_noun: str = ""  # the noun a "which/what X" question asks for: "region", "agency"
+    measured: str = ""  # stem of the noun a "how many X" question counts: "troop"
+
+
+@dataclass(frozen=True, slots=True)
 class Passage:
     """A retrieved chunk with its fused score and 1-based rank.
 

@@ -29,9 +29,9 @@ def main() -> None:
         shutil.copytree(BUNDLED, Path(tmp) / "articles")
         settings = load_settings(config_file=None, environ={}, articles_dir=Path(tmp) / "articles",
                                  index_dir=Path(tmp) / "index", answer_mode="llm", llm_path=str(gguf))
-        assistant = Assistant(settings)
+        assistant = Assistant.from_settings(settings)
         started = time.perf_counter()
-        assistant.llm_answerer()
+        assistant.llm_reader()
         print(f"model load: {time.perf_counter() - started:.1f} s")
         latencies, llm, touched, fallback, totals = [], 0, 0, 0, {}
         for row in rows:

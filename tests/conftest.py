@@ -9,7 +9,7 @@ import pytest
 
 from rag.config import PROJECT_ROOT, Settings, load_settings
 from rag.embed import Embedder
-from rag.index import build_index
+from rag.index.local import build_index
 from rag.pipeline import Assistant
 
 BUNDLED = PROJECT_ROOT / "articles"
@@ -54,7 +54,4 @@ def bundled_settings(tmp_path_factory: pytest.TempPathFactory, embedder: Embedde
 
 @pytest.fixture(scope="session")
 def assistant(bundled_settings: Settings, embedder: Embedder) -> Assistant:
-    built = Assistant(bundled_settings)
-    built.embedder = embedder
-    built.retriever.embedder = embedder
-    return built
+    return Assistant.from_settings(bundled_settings, encoder=embedder)

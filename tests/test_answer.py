@@ -25,7 +25,7 @@ HARBOUR = PROJECT_ROOT / "tests" / "data" / "harbour"
 
 @pytest.fixture(scope="module")
 def harbour(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Assistant:
-    return Assistant(indexed_copy(HARBOUR, tmp_path_factory.mktemp("harbour"), embedder))
+    return Assistant.from_settings(indexed_copy(HARBOUR, tmp_path_factory.mktemp("harbour"), embedder), encoder=embedder)
 
 
 def check_invariants(assistant: Assistant, answer: Answer) -> None:

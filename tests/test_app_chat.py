@@ -28,8 +28,7 @@ def stand_in() -> Iterator:
 
 
 def service_for(settings, embedder, **changes: object) -> Service:
-    assistant = Assistant(settings.replace(**changes))
-    assistant.embedder = assistant.retriever.embedder = embedder
+    assistant = Assistant.from_settings(settings.replace(**changes), encoder=embedder)
     return Service(assistant, assistant.settings)
 
 

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rag.chunk import chunk_article, split_sentences
-from rag.ingest import load_articles
+from rag.ingest.files import load_articles
 from rag.types import Article
 from tests.conftest import BUNDLED
 

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from rag.cli import main
 from rag.config import Settings
-from rag.evaluate import Report, evaluate, load_questions
+from rag.eval.run import Report, evaluate, load_questions
 from tests.conftest import DEV_QUESTIONS
 
 DATA = Path(__file__).parent / "data"

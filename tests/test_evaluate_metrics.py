@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from rag import metrics
 from rag.errors import EvalError
-from rag.eval_report import compare_reports, render_comparison, render_markdown, render_table
-from rag.evaluate import MULTIHOP, EvalQuestion, check_thresholds, load_questions, load_report, score
+from rag.eval import metrics
+from rag.eval.report import compare_reports, render_comparison, render_markdown, render_table
+from rag.eval.run import MULTIHOP, EvalQuestion, check_thresholds, load_questions, load_report, score
+from rag.text import quote_is_verbatim
 from rag.types import Answer, Quote, Retrieved
 
 DATA = Path(__file__).parent / "data"
@@ -97,11 +98,11 @@ def test_markers_and_verbatim_quotes() -> None:
     assert metrics.bad_markers("Kursk [1], and [3]; also [2]", [1, 2]) == [3]
     assert metrics.bad_markers("no markers", []) == []
     text = "Alpha beta gamma."
-    assert metrics.quote_is_verbatim(text, 6, 10, "beta")
-    assert not metrics.quote_is_verbatim(text, 5, 9, "beta")  # off by one
-    assert not metrics.quote_is_verbatim(text, 6, 100, "beta gamma.")  # out of bounds
-    assert not metrics.quote_is_verbatim(text, 3, 3, "")
-    assert not metrics.quote_is_verbatim(None, 0, 5, "Alpha")  # unknown article
+    assert quote_is_verbatim(text, 6, 10, "beta")
+    assert not quote_is_verbatim(text, 5, 9, "beta")  # off by one
+    assert not quote_is_verbatim(text, 6, 100, "beta gamma.")  # out of bounds
+    assert not quote_is_verbatim(text, 3, 3, "")
+    assert not quote_is_verbatim(None, 0, 5, "Alpha")  # unknown article
 
 
 # ---------------------------------------------------------------- MultiHop-RAG

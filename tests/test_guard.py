@@ -7,7 +7,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.guard import guard
+from rag.answer.guard import guard
 from rag.types import Chunk, Passage
 
 ARTICLE_A = (
@@ -148,7 +148,7 @@ def _stream_prefixes(text: str, cuts: list[int]) -> list[str]:
 def test_settled_sentences_never_change_as_the_text_grows(parts: list[str], cuts: list[int], spaced: bool) -> None:
     """Whatever arrives later, the sentences before `settled_end` are the whole text's first sentences, and the
     guard's result for them is the start of its result for the whole text."""
-    from rag.guard import _sentences, settled_end
+    from rag.answer.guard import _sentences, settled_end
 
     full = (" " if spaced else "").join(parts)
     whole = _sentences(full)
@@ -166,7 +166,7 @@ def test_settled_sentences_never_change_as_the_text_grows(parts: list[str], cuts
 
 
 def test_a_sentence_is_settled_once_the_next_one_begins() -> None:
-    from rag.guard import settled_end
+    from rag.answer.guard import settled_end
 
     assert settled_end("Kim met the envoy [2].") == 0
     assert settled_end("Kim met the envoy [2]. ") == 0  # a marker may still follow the full stop

@@ -18,8 +18,8 @@ import pytest
 from rag.config import PROJECT_ROOT
 from rag.embed import Embedder
 from rag.errors import IndexCorruptError, IndexMismatchError, IndexMissingError
-from rag.index import Index, build_index, freshness, open_index
-from rag.retrieve import Retriever
+from rag.index.local import Index, build_index, freshness, open_index
+from rag.retrieve.hybrid import HybridRetriever
 from tests.conftest import BUNDLED, make_settings
 
 
@@ -58,7 +58,7 @@ def test_incremental_build_embeds_only_what_changed(tmp_path: Path, corpus: Path
     assert report.embedded == new_sentences + changed_sentences
     assert removed_path.name not in index.article_ids()
     np.testing.assert_array_equal(index.article_vectors(unchanged_id), old_vectors)
-    hits = Retriever(index, embedder, top_k=3).retrieve("Which river rose overnight?")
+    hits = HybridRetriever(index, embedder, top_k=3).retrieve("Which river rose overnight?")
     assert hits[0].chunk.article_id == "new.txt"
     live = {segment["name"] for segment in index.manifest["segments"]}
     assert {p.name for p in settings.index_dir.glob("gen-*")} == live  # merged or replaced segments are gone
@@ -68,9 +68,9 @@ def test_save_then_load_gives_the_same_results(tmp_path: Path, corpus: Path, emb
     settings = make_settings(corpus, tmp_path / "index")
     build_index(settings, embedder)
     question = "How many troops did North Korea send?"
-    first = Retriever(Index.load(settings.index_dir, settings), embedder).retrieve(question)
+    first = HybridRetriever(Index.load(settings.index_dir, settings), embedder).retrieve(question)
     build_index(settings, embedder, rebuild=True)
-    second = Retriever(Index.load(settings.index_dir, settings), embedder).retrieve(question)
+    second = HybridRetriever(Index.load(settings.index_dir, settings), embedder).retrieve(question)
     assert [(p.chunk.id, p.rank) for p in first] == [(p.chunk.id, p.rank) for p in second]
     assert np.allclose([p.score for p in first], [p.score for p in second])
 
@@ -78,7 +78,7 @@ def test_save_then_load_gives_the_same_results(tmp_path: Path, corpus: Path, emb
 def test_killed_build_leaves_the_previous_index_loadable(tmp_path: Path, corpus: Path, embedder: Embedder) -> None:
     settings = make_settings(corpus, tmp_path / "index")
     build_index(settings, embedder)
-    before = Retriever(Index.load(settings.index_dir, settings), embedder).retrieve("Who leads North Korea?")
+    before = HybridRetriever(Index.load(settings.index_dir, settings), embedder).retrieve("Who leads North Korea?")
     # Enough new text that embedding takes a while, so the kill lands mid-build.
     for i in range(40):
         sentences = " ".join(f"Report {i} sentence {j} describes event number {i * 100 + j} in town {j}." for j in range(60))
@@ -100,7 +100,7 @@ def test_killed_build_leaves_the_previous_index_loadable(tmp_path: Path, corpus:
     finally:
         if proc.poll() is None:
             proc.kill()
-    after = Retriever(Index.load(settings.index_dir, settings), embedder).retrieve("Who leads North Korea?")
+    after = HybridRetriever(Index.load(settings.index_dir, settings), embedder).retrieve("Who leads North Korea?")
     assert [p.chunk.id for p in after] == [p.chunk.id for p in before]
     assert freshness(settings).stale  # the new articles are still waiting
 
@@ -179,7 +179,7 @@ def test_empty_folder_gives_an_empty_but_valid_index(tmp_path: Path, embedder: E
     report = build_index(settings, embedder)
     assert report.articles == 0
     index = Index.load(settings.index_dir, settings)
-    assert Retriever(index, embedder).retrieve("anything at all") == ()
+    assert HybridRetriever(index, embedder).retrieve("anything at all") == ()
 
 
 def _located(index: Index, rows: np.ndarray) -> list[tuple[str, int, int]]:
@@ -217,7 +217,7 @@ def test_delta_segment_tombstones_changed_and_removed_articles(tmp_path: Path, c
     # the article list reads the same live articles, in the same order, without their text
     assert [(h.id, h.title, h.published_at) for h in index.article_headers()] == [
         (a.id, a.title, a.published_at) for a in map(index.article, ids)]
-    retriever = Retriever(index, embedder, top_k=8)
+    retriever = HybridRetriever(index, embedder, top_k=8)
     for question in ("How many herons did the harbour master count?", old_text.splitlines()[2][:80], "ferry strike in Kiel"):
         for passage in retriever.retrieve(question):
             article = index.article(passage.chunk.article_id)
@@ -251,7 +251,7 @@ def test_merges_keep_few_segments_and_reuse_stored_vectors(tmp_path: Path, corpu
     assert len(index.manifest["segments"]) <= 3
     assert {p.name for p in settings.index_dir.glob("gen-*")} == {s["name"] for s in index.manifest["segments"]}
     assert sorted(index.article_ids()) == sorted(p.name for p in corpus.iterdir())
-    hits = Retriever(index, embedder, top_k=3).retrieve("What did the council of Gdansk approve?")
+    hits = HybridRetriever(index, embedder, top_k=3).retrieve("What did the council of Gdansk approve?")
     assert hits[0].chunk.article_id == "update_4.txt"
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rag.errors import IngestError
-from rag.ingest import list_article_files, load_articles, walk_article_files
+from rag.ingest.files import list_article_files, load_articles, walk_article_files
 
 
 def write(path: Path, data: str | bytes) -> Path:

@@ -16,10 +16,10 @@ from http.server import ThreadingHTTPServer
 import pytest
 from click.testing import CliRunner
 
+from rag.answer.llm import Prompt, build_llm, load_prompt
 from rag.cli import main
 from rag.config import Settings, load_settings
 from rag.errors import LlmError, PromptError, SettingsError
-from rag.llm import Prompt, build_llm, load_prompt
 from rag.pipeline import Assistant
 from tests.llm_support import model_server, url_of
 
@@ -34,8 +34,7 @@ def server() -> Iterator[ThreadingHTTPServer]:
 
 def llm_assistant(base: Settings, embedder, url: str, model: str, **changes: object) -> Assistant:
     settings = base.replace(answer_mode="llm", llm_base_url=url, llm_model=model, llm_api_key="sk-secret-123", llm_timeout=1, **changes)
-    assistant = Assistant(settings)
-    assistant.embedder = assistant.retriever.embedder = embedder
+    assistant = Assistant.from_settings(settings, encoder=embedder)
     return assistant
 
 
@@ -205,8 +204,7 @@ def test_a_failing_stream_ends_with_the_extractive_answer(server, bundled_settin
 
 
 def test_extractive_mode_streams_just_the_final_answer(bundled_settings, embedder) -> None:
-    assistant = Assistant(bundled_settings)
-    assistant.embedder = assistant.retriever.embedder = embedder
+    assistant = Assistant.from_settings(bundled_settings, encoder=embedder)
     events = list(assistant.ask_stream(QUESTION))
     assert len(events) == 1 and events[0].final
     assert {**events[0].answer.to_dict(), "timings": None} == {**assistant.ask(QUESTION).to_dict(), "timings": None}

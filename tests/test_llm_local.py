@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from rag.guard import guard
+from rag.answer.guard import guard
 from rag.pipeline import Assistant
 from tests.conftest import DEV_QUESTIONS, smollm2_gguf
 
@@ -25,9 +25,8 @@ pytest.importorskip("llama_index.llms.huggingface", reason="the llm extra is not
 @pytest.fixture(scope="session")
 def local_assistant(bundled_settings, embedder) -> Assistant:
     settings = bundled_settings.replace(answer_mode="llm", llm_path=str(GGUF), llm_max_tokens=60, llm_passages=2)
-    assistant = Assistant(settings)
-    assistant.embedder = assistant.retriever.embedder = embedder
-    assistant.llm_answerer()  # load once
+    assistant = Assistant.from_settings(settings, encoder=embedder)
+    assistant.llm_reader()  # load once
     return assistant
 
 
@@ -53,8 +52,8 @@ def test_the_guard_on_raw_and_corrupted_model_output(local_assistant: Assistant)
     """Guard the model's raw text, then the same text with a wrong marker and an invented quote added."""
     question = questions(1)[0]
     passages = local_assistant.retriever.retrieve(question)[:2]
-    answerer = local_assistant.llm_answerer()
-    from rag.llm import format_passages
+    answerer = local_assistant.llm_reader()
+    from rag.answer.llm import format_passages
 
     raw = answerer.generate(answerer.prompt.fill(passages=format_passages(passages), question=question))
     assert raw.strip()

@@ -14,7 +14,7 @@ import re
 import threading
 from dataclasses import dataclass
 
-from rag.question import DATE, DURATION, NUMBER, ORG, PERSON, PLACE
+from rag.answer.kinds import DATE, DURATION, NUMBER, ORG, PERSON, PLACE
 from rag.text import stopwords
 
 _UNITS = (

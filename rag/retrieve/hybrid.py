@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from rag.embed import Embedder
-from rag.index import Index
+from rag.index.local import Index
 from rag.text import terms
 from rag.types import Passage
 
@@ -21,7 +21,7 @@ RRF_K = 60  # the constant from the paper; it damps the weight of the very first
 GUARANTEED = 2  # each retriever's top chunks that always survive fusion
 
 
-class Retriever:
+class HybridRetriever:
     """Finds the `top_k` passages for a question."""
 
     def __init__(self, index: Index, embedder: Embedder, top_k: int = 8, dense_per_chunk: int = 6) -> None:

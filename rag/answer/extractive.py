@@ -17,10 +17,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rag.extract import Span, candidates, number_value
-from rag.question import DATE, DESCRIPTION, DURATION, NUMBER, Query
+from rag.answer.kinds import DATE, DESCRIPTION, DURATION, NUMBER
+from rag.answer.spans import Span, candidates, number_value
 from rag.text import bm25_idf, terms, words
-from rag.types import Answer, Claim, Conflict, Passage, Quote, Retrieved
+from rag.types import Answer, Claim, Conflict, Passage, Query, Quote, Retrieved
 
 # The answer gate: dense similarity plus term coverage of the best sentence. Calibrated on 28 answerable
 # and 20 unanswerable hand-written questions over two corpora (the bundled one and tests/data/harbour):
@@ -85,7 +85,7 @@ def _common_prefix(a: str, b: str) -> int:
     return n
 
 
-class Answerer:
+class RuleReader:
     """Composes an `Answer` from a question and its retrieved passages; no model calls."""
 
     def __init__(self, doc_freq: Callable[[str], int], num_docs: int, max_quotes: int = 3) -> None:
@@ -98,7 +98,9 @@ class Answerer:
     def idf(self, term: str) -> float:
         return bm25_idf(self.doc_freq(term), self.num_docs)
 
-    def answer(self, query: Query, passages: tuple[Passage, ...]) -> Answer:
+    name = "extractive"
+
+    def read(self, query: Query, passages: tuple[Passage, ...]) -> Answer:
         retrieved = tuple(
             Retrieved(p.rank, p.chunk.article_id, p.title, p.chunk.start, p.chunk.end, round(p.score, 6)) for p in passages
         )

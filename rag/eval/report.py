@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rag.metrics import MULTIHOP_KEYS
+from rag.eval.metrics import MULTIHOP_KEYS
 
 # (aggregate key, column heading, is a percentage)
 COLUMNS: tuple[tuple[str, str, bool], ...] = (

@@ -4,7 +4,7 @@
 Two question formats are read: our JSONL (/work/shared/eval/README.md: id, question, history, answers,
 answers_all, sources, type) and MultiHop-RAG's query file (a JSON list of {query, answer, question_type,
 evidence_list[{title, url, fact}]}), whose evidence is mapped to indexed articles by url, then by title.
-The figures themselves are computed in `rag.metrics`; rendering and comparing reports is in `rag.eval_report`.
+The figures themselves are computed in `rag.eval.metrics`; rendering and comparing reports is in `rag.eval.report`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rag import metrics
 from rag.errors import EvalError, QuestionError
+from rag.eval import metrics
+from rag.text import quote_is_verbatim
 from rag.types import Answer
 
 REPORT_FORMAT = "rag-eval-report/1"
@@ -241,7 +242,7 @@ def score(question: EvalQuestion, answer: Answer | None, latency_ms: float, arti
     else:
         correct, in_quotes = answer.abstained, None
     checked = [(str(q.n), q) for q in answer.quotes] + [(f"related {i}", q) for i, q in enumerate(answer.related, 1)]
-    invalid = [label for label, q in checked if not metrics.quote_is_verbatim(article_text(q.article_id), q.start, q.end, q.text)]
+    invalid = [label for label, q in checked if not quote_is_verbatim(article_text(q.article_id), q.start, q.end, q.text)]
     row.update(
         abstained=answer.abstained,
         correct=bool(correct),

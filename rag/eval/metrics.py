@@ -1,6 +1,6 @@
 """Evaluation metrics: pure functions from one answer (and its gold data) to figures, and from many to aggregates.
 
-Kept apart from `rag.evaluate` (which runs questions and writes reports) so each figure can be unit-tested on
+Kept apart from `rag.eval.run` (which runs questions and writes reports) so each figure can be unit-tested on
 hand-made cases without a model or an index. A figure that is undefined for a question (citation precision
 with no quotes, retrieval with no gold sources) is `None`, and aggregates skip `None`s rather than count them
 as zero or one, so "no data" never looks like "perfect" or "failed".
@@ -147,10 +147,6 @@ def bad_markers(text: str, quote_numbers: Iterable[int]) -> list[int]:
     return [n for n in markers(text) if n not in known]
 
 
-def quote_is_verbatim(article_text: str | None, start: int, end: int, text: str) -> bool:
-    return article_text is not None and 0 <= start < end <= len(article_text) and article_text[start:end] == text
-
-
 # ---------------------------------------------------------------- MultiHop-RAG chunk metrics
 
 MULTIHOP_KEYS = ("hits@4", "hits@10", "mrr@10", "map@10")  # the official retrieval_evaluate.py figures
@@ -226,7 +222,7 @@ def abstention_summary(abstained: Sequence[bool], answerable: Sequence[bool]) ->
 
 
 def aggregate(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Aggregate per-question metric dicts (as `rag.evaluate` builds them) into one summary."""
+    """Aggregate per-question metric dicts (as `rag.eval.run` builds them) into one summary."""
     ok = [r for r in rows if r.get("error") is None]  # a refused question counts as wrong, and nowhere else
     answerable = [r for r in ok if r["answerable"]]
     quotes = sum(r["quotes"] for r in ok)

@@ -19,7 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.catalog import (
+from rag.chunk import chunk_article
+from rag.config import Settings
+from rag.embed import Embedder
+from rag.errors import RagError
+from rag.index.catalog import (
     CATALOG,
     all_skipped,
     check_compatible,
@@ -34,12 +38,8 @@ from rag.catalog import (
     scan_files,
     settings_signature,
 )
-from rag.chunk import chunk_article
-from rag.config import Settings
-from rag.embed import Embedder
-from rag.errors import RagError
-from rag.ingest import load_file
-from rag.store import EXACT_MAX_SENTENCES, SegmentStats, SegmentWriter
+from rag.index.segment import EXACT_MAX_SENTENCES, SegmentStats, SegmentWriter
+from rag.ingest.files import load_file
 from rag.text import terms
 from rag.types import Article, Skipped
 

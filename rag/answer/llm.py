@@ -8,7 +8,7 @@ or nothing it wrote survives the guard, the extractive answer is returned with a
 
 The reply is read with llama-index's `stream_chat`, so a chat can show the answer while it is written; what
 is shown early is only ever the guard's result for the sentences that are already complete (see
-`LlmAnswerer.answer_stream`; its return value is the final answer).
+`LlmReader.read_stream`; its return value is the final answer).
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rag.answer.guard import Guarded, guard, settled_end
 from rag.config import PROJECT_ROOT, Settings
 from rag.errors import LlmError, PromptError
-from rag.guard import Guarded, guard, settled_end
 from rag.text import words
-from rag.types import Answer, Passage
+from rag.types import Answer, Passage, Query
 
 PROMPTS_DIR = PROJECT_ROOT / "prompts"
 _INSTALL_HINT = "install the llm extra: pip install '.[llm]'"
@@ -134,8 +134,10 @@ def describe_failure(exc: BaseException, settings: Settings) -> str:
     return f"the language model failed ({name})"
 
 
-class LlmAnswerer:
+class LlmReader:
     """Answers from the passages with a language model, keeping only what the citation guard verifies."""
+
+    name = "llm"
 
     def __init__(self, settings: Settings, llm: Any = None) -> None:
         self.settings = settings
@@ -194,7 +196,7 @@ class LlmAnswerer:
             raise LlmError("the language model's rewrite of the follow-up question was unusable")
         return line
 
-    def answer_stream(self, question: str, passages: Sequence[Passage], fallback: Answer) -> Generator[Answer, None, Answer]:
+    def read_stream(self, query: Query, passages: Sequence[Passage], fallback: Answer) -> Generator[Answer, None, Answer]:
         """Yield drafts of the guarded answer while the model writes; return the final answer (`answer`'s result).
 
         A draft is the guard's result for the sentences that are complete so far (`settled_end`), exactly what
@@ -206,7 +208,7 @@ class LlmAnswerer:
         shown = tuple(passages[: self.settings.llm_passages])
         if not shown:
             return _fall_back(fallback, "no passages were found to give the language model")
-        user = self.prompt.fill(passages=format_passages(shown), question=question)
+        user = self.prompt.fill(passages=format_passages(shown), question=query.resolved)
         started = time.perf_counter()
         text, settled, drafted = "", 0, ""
         try:

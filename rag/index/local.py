@@ -5,7 +5,7 @@ Layout of `index_dir`:
                      counts (meta), the live segments in order, tombstones (article rows of a segment that
                      were changed or deleted since), every article's hash and place, every file's size, mtime
                      and sha256
-    gen-NNNNNN/      immutable segments (see rag.store): a large base and small deltas
+    gen-NNNNNN/      immutable segments (see rag.index.segment): a large base and small deltas
     .scratch/        vectors of article batches embedded by a build that has not finished yet
 A build embeds only new or changed articles into a new delta segment, tombstones the old copies and
 commits the catalog; nothing that did not change is rewritten. When a delta grows to a quarter of the
@@ -25,8 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from rag.build import BuildReport, Progress, build_index  # noqa: F401  (re-exported: callers use rag.index)
-from rag.catalog import (  # noqa: F401  (re-exported: the CLI and tests use these through rag.index)
+from rag.config import Settings
+from rag.embed import Embedder
+from rag.errors import IndexMissingError
+from rag.index.build import BuildReport, Progress, build_index  # noqa: F401  (re-exported: callers use rag.index.local)
+from rag.index.catalog import (  # noqa: F401  (re-exported: the CLI and tests use these through rag.index.local)
     CATALOG,
     FORMAT_VERSION,
     REBUILD_HINT,
@@ -38,10 +41,7 @@ from rag.catalog import (  # noqa: F401  (re-exported: the CLI and tests use the
     open_segments,
     read_manifest,
 )
-from rag.config import Settings
-from rag.embed import Embedder
-from rag.errors import IndexMissingError
-from rag.store import Segment
+from rag.index.segment import Segment
 from rag.text import bm25_idf
 from rag.types import Article, ArticleHeader, Chunk
 

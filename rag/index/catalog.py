@@ -22,8 +22,8 @@ from typing import Any
 
 from rag.config import Settings
 from rag.errors import IndexCorruptError, IndexMismatchError
-from rag.ingest import walk_article_files
-from rag.store import Segment, SegmentStats
+from rag.index.segment import Segment, SegmentStats
+from rag.ingest.files import walk_article_files
 from rag.types import Skipped
 
 FORMAT_VERSION = 2

@@ -9,14 +9,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+from rag.answer.kinds import DATE, DESCRIPTION, DURATION, NUMBER, ORG, PERSON, PLACE
+from rag.answer.spans import word_weights
 from rag.errors import QuestionError
 from rag.text import terms, words
-
-NUMBER, DURATION, DATE, PERSON, PLACE, ORG, DESCRIPTION = (
-    "number", "duration", "date", "person", "place", "organization", "description",
-)
+from rag.types import Query
 
 _ANAPHORA = frozenset(
     "it its it's he him his she her they them their theirs this that these those there then same such "
@@ -35,21 +33,6 @@ _RULES: tuple[tuple[str, str], ...] = (
     (PLACE, r"^\s*where\b|\bwhere (?:is|are|was|were|did|do|does|has|have)\b|" + _WH_NOUN + r"(?:" + _PLACE_NOUNS + r")\b"),
     (ORG, _WH_NOUN + r"(?:" + _ORG_NOUNS + r")\b"),
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Query:
-    """An analysed question: what to retrieve with, what to match, what kind of answer to look for."""
-
-    question: str
-    resolved: str
-    answer_type: str
-    weights: tuple[tuple[str, float], ...]  # stemmed term of this turn -> weight by part of speech
-    context: tuple[tuple[str, float], ...]  # stemmed terms of the earlier turns a follow-up leans on
-    words: tuple[str, ...]  # lower-cased words of the resolved question, for excluding echoed entities
-    is_followup: bool
-    head_noun: str = ""  # the noun a "which/what X" question asks for: "region", "agency"
-    measured: str = ""  # stem of the noun a "how many X" question counts: "troop"
 
 
 def clean_question(question: str, max_chars: int) -> str:
@@ -102,8 +85,6 @@ def analyse(question: str, history: Sequence[str] = (), max_chars: int = 2000) -
 
 
 def _weighted_terms(text: str) -> dict[str, float]:
-    from rag.extract import word_weights
-
     weights: dict[str, float] = {}
     for word, weight in word_weights(text):
         for term in terms(word):

@@ -1,6 +1,6 @@
 """One immutable segment of the index: sentence vectors, their FAISS search, chunk tables, BM25, article store.
 
-A segment is written once (`SegmentWriter`) and never changed; `rag.build` writes it, `rag.index` lists the live segments in its
+A segment is written once (`SegmentWriter`) and never changed; `rag.index.build` writes it, `rag.index.local` lists the live segments in its
 catalog and masks the articles of a segment that were later changed or deleted (tombstones). Layout:
     segment.json     counts, dimension and search kind; written last, so a half-written segment has none
     vectors.npy      [n, dim] unit sentence vectors, memory-mapped at load: float32 in a segment small enough
@@ -11,7 +11,7 @@ catalog and masks the articles of a segment that were later changed or deleted (
     chunks.npy       int64 [m, 5]: article row, start, end, first sentence row, last sentence row
     store.sqlite     one row per article: id, metadata, text, content hash, first sentence and chunk rows
     bm25/            bm25s index over chunk texts (doc = chunk row)
-Every row number here is local to the segment; `rag.index` adds each segment's offsets.
+Every row number here is local to the segment; `rag.index.local` adds each segment's offsets.
 """
 
 from __future__ import annotations

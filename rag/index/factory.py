@@ -1,0 +1,40 @@
+"""The index backend chosen by the `index_backend` setting, as txtai's `ann/dense/factory.py` picks its ANN.
+
+`local` (the embedded default): segments on disk under `index_dir` (FAISS + bm25s + SQLite).
+`postgres`: one PostgreSQL database with pgvector at `database_url`, shared by any number of app replicas.
+Every caller opens and builds through these two functions, so a new backend is one more branch here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rag.config import Settings
+from rag.errors import SettingsError
+from rag.protocols import Encoder, SearchIndex
+
+Progress = Callable[[int, int], None]
+
+
+def open_search_index(settings: Settings, encoder: Encoder | None = None, progress: Progress | None = None,
+                      on_build: Callable[[str], None] | None = None) -> SearchIndex:
+    """The index for `settings`, built or updated first when stale and `settings.auto_build` is on."""
+    if settings.index_backend == "local":
+        from rag.index.local import open_index
+
+        return open_index(settings, encoder, progress, on_build)
+    if settings.index_backend == "postgres":
+        raise SettingsError("the postgres index backend is not available in this build")
+    raise SettingsError(f"unknown index_backend {settings.index_backend!r}")
+
+
+def build_search_index(settings: Settings, encoder: Encoder | None = None, progress: Progress | None = None,
+                       rebuild: bool = False):  # -> BuildReport
+    """Build or update the index of `settings.articles_dir` in the chosen backend."""
+    if settings.index_backend == "local":
+        from rag.index.build import build_index
+
+        return build_index(settings, encoder, progress, rebuild=rebuild)
+    if settings.index_backend == "postgres":
+        raise SettingsError("the postgres index backend is not available in this build")
+    raise SettingsError(f"unknown index_backend {settings.index_backend!r}")
