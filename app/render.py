@@ -51,35 +51,62 @@ def render_pending() -> str:
     return '<div class="answer pending">Searching the articles…</div>'
 
 
-def render_answer(answer: Answer, streaming: bool = False) -> str:
+def render_queued() -> str:
+    """A question sent while an earlier one is being answered: it waits its turn, visibly."""
+    return '<div class="answer pending queued">Waiting: your earlier question is answered first…</div>'
+
+
+_CONFLICT_NOUN = {"number": "figures", "duration": "durations", "date": "dates"}
+_MODE_LABEL = {"llm": "llm · written by the language model, citations checked", "extractive": "extractive · quotes from the articles"}
+
+
+def mode_label(answer: Answer) -> str:
+    """Which answer the user is reading: the model's checked sentences, or the quotes the rules picked."""
+    return _MODE_LABEL.get(answer.mode, answer.mode)
+
+
+def render_read_as(answer: Answer) -> str:
+    """How a follow-up was understood ("Read as: When did the harbour reopen?"), when it was rewritten."""
+    resolved = " ".join(answer.resolved_question.split())
+    if not resolved or resolved.casefold() == " ".join(answer.question.split()).casefold():
+        return ""
+    return f'<div class="note read-as">Read as: {escape(resolved)}</div>'
+
+
+def render_answer(answer: Answer, streaming: bool = False, provisional: bool = False) -> str:
     """The assistant's turn: the answer with its [n] markers, a notice for disagreement or no answer, the mode.
 
-    `streaming` marks a draft of a language model's answer (only
-    sentences that passed the citation guard): it is shown without notes, with a line saying more may follow.
+    `streaming` marks a draft of a language model's answer (only sentences that passed the citation guard): it
+    is shown without notes, with a line saying more may follow. `provisional` marks the extractive answer shown
+    at once while the model writes (the drafts then replace it).
     """
     text = answer.text
     classes = "answer abstained" if answer.abstained else "answer"
-    if streaming:
-        classes += " streaming"
+    if streaming or provisional:
+        classes += " streaming" + (" provisional" if provisional else " drafted")
     parts = [f'<div class="{classes}">']
     if answer.abstained:
         parts.append('<div class="notice abstain">The articles don\'t say.</div>')
     parts.append(f'<div class="answer-text">{_markers(_text(text))}</div>')
-    if answer.conflicts:
-        parts.append('<div class="notice conflict"><strong>The articles disagree.</strong><ul>')
-        for conflict in answer.conflicts:
-            claims = "; ".join(
-                f"{escape(claim.value)} " + "".join(f'<span class="marker">[{n}]</span>' for n in claim.quotes)
-                for claim in conflict.claims
-            )
-            parts.append(f"<li>{escape(conflict.about)}: {claims}</li>")
+    parts.append(render_read_as(answer))
+    for conflict in answer.conflicts:
+        # the disputed values themselves, one a line: `about` is the whole question, which the chat already shows
+        noun = _CONFLICT_NOUN.get(answer.answer_type, "answers")
+        parts.append(f'<div class="notice conflict"><strong>The articles give different {noun}:</strong><ul>')
+        for claim in conflict.claims:
+            markers = "".join(f'<span class="marker">[{n}]</span>' for n in claim.quotes)
+            parts.append(f"<li>{escape(claim.value)} {markers}</li>")
         parts.append("</ul></div>")
-    if streaming:
+    if provisional:
+        parts.append('<div class="note writing">quotes found at once; the language model is writing its answer…</div>')
+        label = "extractive · shown while the language model writes"
+    elif streaming:
         parts.append('<div class="note writing">writing… each sentence appears once its citations are checked</div>')
+        label = "llm · writing"
     else:
-        for note in answer.notes:
-            parts.append(f'<div class="note">{escape(note)}</div>')
-    parts.append(f'<div class="answer-foot"><span class="mode" title="how this answer was made">{escape(answer.mode)}</span></div>')
+        parts.extend(f'<div class="note">{escape(note)}</div>' for note in answer.notes)
+        label = mode_label(answer)
+    parts.append(f'<div class="answer-foot"><span class="mode" title="how this answer was made">{escape(label)}</span></div>')
     parts.append("</div>")
     return "".join(parts)
 
@@ -184,3 +211,8 @@ def render_article_page(article: Article, start: int | None = None, end: int | N
         f'<h1>{escape(article.title or article.id)}</h1><div class="meta">{meta}{link}</div>'
         f'<div class="text">{body}</div></body></html>'
     )
+
+
+def render_feedback_status(message: str) -> str:
+    """The line under the chat after a thumbs up/down (our own fixed messages, escaped all the same)."""
+    return f'<div class="feedback-status">{_text(message)}</div>'

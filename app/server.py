@@ -2,9 +2,10 @@
 
 Routes (all under the optional `root_path` a reverse proxy adds in front):
   GET  /api/health          liveness, never needs the token
-  POST /api/ask             {"question", "history"} -> the same JSON as `rag ask --json`
+  POST /api/ask             {"question", "history", "mode"} -> the same JSON as `rag ask --json` (AnswerModel)
+  GET  /api/docs            the OpenAPI page (schema at /api/openapi.json)
   GET  /article/{id}        the whole article, ?start=&end= highlighted
-  /widget/                  compact chat for an <iframe>
+  /widget/                  compact chat for an <iframe> (/widget redirects there, query string kept)
   /                         the chat (Gradio; its named API endpoint is "/ask" for gradio_client)
 """
 
@@ -17,25 +18,18 @@ from typing import Any
 import gradio as gr
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 from app import render
 from app.chat import CSS, WIDGET_CSS, build_ui
+from app.limits import LimitsMiddleware
+from app.schema import AnswerModel, AskRequest
 from app.security import AccessMiddleware
-from app.service import MAX_HISTORY, Service
+from app.service import Service
 from rag.config import Settings
 from rag.errors import QuestionError, RagError
 
 log = logging.getLogger(__name__)
-
-
-class AskRequest(BaseModel):
-    """The body of POST /api/ask. `history` holds the earlier user questions of the chat, oldest first."""
-
-    model_config = ConfigDict(extra="forbid")
-    question: str
-    history: list[str] = Field(default_factory=list, max_length=MAX_HISTORY)
 
 
 def create_app(service: Service) -> FastAPI:
@@ -60,9 +54,20 @@ def create_app(service: Service) -> FastAPI:
     def health() -> dict[str, Any]:
         return {"status": "ok", "articles": service.assistant.index.num_articles}
 
-    @api.post("/api/ask")
+    @api.post("/api/ask", response_model=AnswerModel, responses={
+        422: {"description": "a bad question (empty, too long, no words the articles share) or a bad body"},
+        429: {"description": "too many requests from this client; see Retry-After"},
+        413: {"description": "the request body is too large"},
+    })
     def ask(body: AskRequest) -> dict[str, Any]:
-        return service.ask(body.question, body.history).to_dict()
+        """Answer a question with verbatim quotes from the articles; the same JSON as `rag ask --json`."""
+        return service.ask(body.question, body.history, body.mode).to_dict()
+
+    @api.get("/widget", include_in_schema=False)
+    def widget_slash(request: Request) -> RedirectResponse:
+        """The address a wiki admin types: on to the mounted app at /widget/, under the proxy's sub-path."""
+        query = request.url.query
+        return RedirectResponse(f"{request.scope.get('root_path', '')}/widget/" + (f"?{query}" if query else ""), status_code=307)
 
     @api.get("/article/{article_id:path}", response_class=HTMLResponse)
     def article(article_id: str, start: int | None = None, end: int | None = None) -> HTMLResponse:
@@ -75,7 +80,9 @@ def create_app(service: Service) -> FastAPI:
     gr.mount_gradio_app(api, build_ui(service, base, compact=True), path="/widget", **{**mount, "css": CSS + WIDGET_CSS})
     gr.mount_gradio_app(api, build_ui(service, base), path="/", **{**mount, "footer_links": ["api"]})
     api.add_middleware(AccessMiddleware, token=settings.api_token, origins=settings.origins())
-    # Added last, so outermost: preflights are answered and 401s still carry CORS headers.
+    api.add_middleware(LimitsMiddleware, rate_limit=settings.rate_limit, by=settings.rate_limit_by,
+                       max_body_bytes=settings.max_body_bytes)
+    # Added last, so outermost: preflights are answered and 401s, 413s and 429s still carry CORS headers.
     api.add_middleware(
         CORSMiddleware, allow_origins=list(settings.origins()), allow_methods=["GET", "POST"],
         allow_headers=["Authorization", "Content-Type"], allow_credentials=False,

@@ -1,11 +1,11 @@
 """The one loaded `Assistant` that every handler of the app shares.
 
-Questions are answered one at a time behind a lock: the embedding model, FAISS and BM25 are not all
-documented as thread-safe, and on a small CPU running them in parallel buys nothing (torch already uses
-every core for one query). The lock keeps 20 concurrent users correct; they simply queue for a few ms each.
+Questions are answered concurrently: the parts that are not documented as thread-safe guard themselves (the
+embedder, the index segments and spaCy each hold their own lock), so one slow language-model answer never
+makes another user's extractive answer wait behind it.
 
-A streamed answer is produced by a worker thread that holds the lock for the whole answer and hands each step
-over a queue: a page closed mid-answer then cannot leave the lock held by a half-read generator.
+A streamed answer is produced by a worker thread that hands each step over a queue: a page closed mid-answer
+then leaves no half-read generator holding a lock inside the library.
 """
 
 from __future__ import annotations
@@ -37,22 +37,19 @@ class Service:
     def __init__(self, assistant: Assistant, settings: Settings) -> None:
         self.assistant = assistant
         self.settings = settings
-        self._lock = threading.Lock()
 
-    def ask(self, question: str, history: Sequence[str] = ()) -> Answer:
-        with self._lock:
-            return self.assistant.ask(question, tuple(history)[-MAX_HISTORY:])
+    def ask(self, question: str, history: Sequence[str] = (), mode: str | None = None) -> Answer:
+        return self.assistant.ask(question, tuple(history)[-MAX_HISTORY:], mode)
 
-    def ask_stream(self, question: str, history: Sequence[str] = ()) -> Iterator[StreamEvent]:
-        """`Assistant.ask_stream` under the lock: drafts of a language model's answer, then the final answer.
+    def ask_stream(self, question: str, history: Sequence[str] = (), mode: str | None = None) -> Iterator[StreamEvent]:
+        """`Assistant.ask_stream` in a worker thread: drafts of a language model's answer, then the final answer.
         An error (a bad question included) is raised here, in the caller's thread."""
         steps: queue.Queue[StreamEvent | BaseException | None] = queue.Queue()
 
         def work() -> None:
             try:
-                with self._lock:
-                    for event in self.assistant.ask_stream(question, tuple(history)[-MAX_HISTORY:]):
-                        steps.put(event)
+                for event in self.assistant.ask_stream(question, tuple(history)[-MAX_HISTORY:], mode):
+                    steps.put(event)
             except BaseException as exc:  # handed to the caller, who reports it
                 steps.put(exc)
             finally:

@@ -26,6 +26,7 @@ _TOKEN = re.compile(r"[A-Za-z0-9._~+/=-]+")  # base64 / URL-safe: fits a header,
 
 ANSWER_MODES = ("extractive", "llm")
 INDEX_BACKENDS = ("local", "postgres")
+RATE_LIMIT_KEYS = ("address", "token")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,13 @@ class Settings:
     root_path: str = ""
     allowed_origins: str = ""  # space- or comma-separated origins allowed to embed the widget and call the API
     api_token: str = field(default="", repr=False)  # RAG_API_TOKEN; kept out of repr so logs never show it
+    # Abuse limits of the web app: POST requests (questions, feedback) per minute per client, 0 = no limit;
+    # the client is its address, or the token it presents ("token"); the largest request body accepted.
+    rate_limit: int = 60
+    rate_limit_by: str = "address"
+    max_body_bytes: int = 65536
+    # Where the chat's thumbs up/down go, as a question set `rag eval` replays; empty = no feedback buttons.
+    feedback_file: str = ""
 
     # The optional language-model answer mode (rag/llm.py); "extractive" needs none of these.
     answer_mode: str = "extractive"
@@ -83,6 +91,12 @@ class Settings:
         self._check_web()
 
     def _check_web(self) -> None:
+        if not isinstance(self.rate_limit, int) or self.rate_limit < 0:
+            raise SettingsError(f"rate_limit must be a whole number of requests per minute (0 = off), got {self.rate_limit!r}")
+        if self.rate_limit_by not in RATE_LIMIT_KEYS:
+            raise SettingsError(f"rate_limit_by must be one of {', '.join(RATE_LIMIT_KEYS)}, got {self.rate_limit_by!r}")
+        if not isinstance(self.max_body_bytes, int) or self.max_body_bytes < 1024:
+            raise SettingsError(f"max_body_bytes must be a whole number of at least 1024, got {self.max_body_bytes!r}")
         if not isinstance(self.port, int) or not 1 <= self.port <= 65535:
             raise SettingsError(f"port must be a whole number from 1 to 65535, got {self.port!r}")
         if not str(self.host).strip() or any(c.isspace() for c in self.host):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from html.parser import HTMLParser
 
 from app import render
@@ -78,11 +79,34 @@ def test_answer_shows_markers_mode_and_conflict_notice() -> None:
     article = _article()
     one = _quote(article, "The harbour reopened on Monday after repairs.", 1)
     two = _quote(article, "Boats returned.", 2)
-    conflict = Conflict("when it reopened", (Claim("Monday", (1,)), Claim("Tuesday", (2,))))
-    html = render.render_answer(Answer(question="q", text="Monday [1] or Tuesday [2]", quotes=(one, two), conflicts=(conflict,), mode="llm"))
+    question = "On which day did the harbour of the town reopen after the repairs?"
+    conflict = Conflict(question, (Claim("Monday", (1,)), Claim("Tuesday", (2,))))
+    html = render.render_answer(Answer(question=question, text="Monday [1] or Tuesday [2]", quotes=(one, two),
+                                       conflicts=(conflict,), mode="llm", answer_type="date"))
     assert '<span class="marker">[1]</span>' in html and '<span class="marker">[2]</span>' in html
-    assert "The articles disagree" in html and "Tuesday" in html
-    assert '<span class="mode"' in html and ">llm<" in html
+    box = html.split('class="notice conflict"')[1].split("</div>")[0]
+    assert "The articles give different dates" in box
+    assert [re.sub("<[^>]+>", "", li) for li in re.findall("<li>(.*?)</li>", box)] == ["Monday [1]", "Tuesday [2]"]  # the values, one a line…
+    assert "harbour" not in box  # …and not the question again
+    assert '<span class="mode"' in html and ">llm · " in html and "language model" in html
+
+
+def test_the_label_says_whose_answer_is_shown() -> None:
+    article = _article()
+    quote = _quote(article, "Boats returned.")
+    extractive = Answer(question="q", text="Boats returned [1]", quotes=(quote,))
+    assert ">extractive · quotes from the articles<" in render.render_answer(extractive)
+    provisional = render.render_answer(extractive, provisional=True)
+    assert "answer streaming provisional" in provisional and "language model is writing" in provisional
+    assert "shown while the language model writes" in provisional
+    assert "queued" in render.render_queued() and "Waiting" in render.render_queued()
+
+
+def test_a_follow_up_says_how_it_was_read() -> None:
+    answer = Answer(question="And when?", text="Monday [1]", resolved_question="When did the harbour reopen?")
+    assert "Read as: When did the harbour reopen?" in render.render_answer(answer)
+    same = Answer(question="When did it reopen?", text="Monday [1]", resolved_question="When did it reopen?")
+    assert "Read as" not in render.render_answer(same)
 
 
 def test_abstention_says_the_articles_do_not_say_and_lists_related_reading() -> None:
@@ -126,7 +150,7 @@ def test_a_streaming_draft_is_marked_and_keeps_its_notes_for_the_final_answer() 
     quote = _quote(article, "Boats returned.")
     answer = Answer(question="q", text="Boats came back [1].", quotes=(quote,), mode="llm", notes=("citation guard: 1 marker",))
     draft = render.render_answer(answer, streaming=True)
-    assert 'class="answer streaming"' in draft and "writing…" in draft and "citation guard" not in draft
-    assert '<span class="marker">[1]</span>' in draft and ">llm<" in draft
+    assert 'class="answer streaming drafted"' in draft and "writing…" in draft and "citation guard" not in draft
+    assert '<span class="marker">[1]</span>' in draft and ">llm · writing<" in draft
     final = render.render_answer(answer)
     assert "streaming" not in final and "writing…" not in final and "citation guard: 1 marker" in final
