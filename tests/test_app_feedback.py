@@ -1,0 +1,123 @@
+"""Feedback as a question set, the conversation kept in the browser, and the API's declared schema: the pure
+parts of app/feedback.py, app/conversation.py and app/schema.py, without a server."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from pathlib import Path
+
+import pytest
+
+from app import conversation, render
+from app.conversation import Conversation
+from app.feedback import FeedbackError, FeedbackLog, record_for
+from app.schema import AnswerModel, AskRequest, ClaimModel, ConflictModel, Mode, QuoteModel, RetrievedModel, to_answer
+from rag.config import ANSWER_MODES
+from rag.eval.run import load_questions
+from rag.types import Answer, Claim, Conflict, Quote, Retrieved
+
+EVIL = '<script>window.__x = 1</script><img src=x onerror="alert(1)">'
+QUOTE = Quote(1, "a.txt", "Harbour news", 10, 40, "The harbour reopened on Monday.")
+ANSWER = Answer(question="When did the harbour reopen?", text="on Monday [1]", quotes=(QUOTE,), answer_type="date",
+                resolved_question="When did the harbour reopen?",
+                retrieved=(Retrieved(1, "a.txt", "Harbour news", 0, 80, 0.5),), timings={"total_ms": 3.0})
+
+
+def test_verdicts_become_a_question_set_that_rag_eval_reads(tmp_path: Path) -> None:
+    log = FeedbackLog(tmp_path / "sub" / "feedback.jsonl")
+    abstained = Answer(question="What is the capital of Australia?", text="No passage answers this.", abstained=True)
+    log.write(record_for("t1", ANSWER.question, (), ANSWER, "up"))
+    log.write(record_for("t2", abstained.question, (), abstained, "up"))
+    log.write(record_for("t3", "And who reopened it?", (ANSWER.question,), ANSWER, "down", f"  the   mayor {EVIL} "))
+    log.write(record_for("t4", "Why?", (), ANSWER, "down"))
+    qset = load_questions(log.path)
+    got = {q.id: q for q in qset.questions}
+    assert list(got) == ["fb-t1", "fb-t2", "fb-t3", "fb-t4"]
+    assert got["fb-t1"].answers == ("on Monday",) and got["fb-t1"].sources == ("a.txt",) and got["fb-t1"].type == "fact"
+    assert got["fb-t2"].answers == () and got["fb-t2"].type == "unanswerable"
+    assert got["fb-t3"].answers == (f"the mayor {EVIL}",) and got["fb-t3"].history == (ANSWER.question,)
+    assert got["fb-t4"].answers == () and got["fb-t4"].type == "rejected"
+    lines = [json.loads(line) for line in log.path.read_text().splitlines()]
+    assert lines[0]["verdict"] == "up" and lines[0]["given"]["quotes"][0]["text"] == QUOTE.text
+    assert lines[2]["correction"] == f"the mayor {EVIL}"  # kept as data, exactly; never markup
+
+
+def test_a_second_verdict_on_the_same_answer_replaces_the_first(tmp_path: Path) -> None:
+    log = FeedbackLog(tmp_path / "feedback.jsonl")
+    log.write(record_for("t1", ANSWER.question, (), ANSWER, "down"))
+    log.write(record_for("t2", "Other?", (), ANSWER, "up"))
+    log.write(record_for("t1", ANSWER.question, (), ANSWER, "down", "on Tuesday"))
+    ids = [q.id for q in load_questions(log.path).questions]
+    assert sorted(ids) == ["fb-t1", "fb-t2"]
+    assert next(q for q in load_questions(log.path).questions if q.id == "fb-t1").answers == ("on Tuesday",)
+    assert not list(tmp_path.glob(".feedback-*"))  # no temporary file left behind
+
+
+def test_bad_feedback_is_refused_with_a_message(tmp_path: Path) -> None:
+    with pytest.raises(FeedbackError, match="verdict"):
+        record_for("t", "q", (), ANSWER, "maybe")
+    with pytest.raises(FeedbackError, match="too long"):
+        record_for("t", "q", (), ANSWER, "down", "x" * 600)
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    with pytest.raises(FeedbackError, match="cannot write"):
+        FeedbackLog(blocked / "feedback.jsonl").write(record_for("t", "q", (), ANSWER, "up"))
+
+
+def test_the_stored_conversation_renders_again_the_same() -> None:
+    conv = Conversation()
+    turn = conversation.add(conv, ANSWER.question)
+    turn.status, turn.answer, turn.bubble = "done", ANSWER, render.render_answer(ANSWER)
+    failed = conversation.add(conv, "   ")
+    failed.status, failed.error, failed.bubble = "error", "the question is empty", render.render_error("the question is empty")
+    waiting = conversation.add(conv, "not answered yet")
+    saved = json.loads(json.dumps(conversation.stored(conv)))  # what the browser keeps is plain JSON
+    assert [s["question"] for s in saved] == [ANSWER.question, "   "]  # the waiting one is not kept
+    back = conversation.restore(saved)
+    assert conversation.messages(back) == conversation.messages(conv)[:3]
+    assert back.turns[0].answer == dataclasses.replace(ANSWER, retrieved=())  # what rendering and feedback need
+    assert waiting.status == "queued"
+
+
+@pytest.mark.parametrize("saved", [
+    None, "text", [1, None, "x"], [{"question": 3}], [{"question": "q", "answer": {"text": 1}}],
+    [{"question": "q", "answer": {"question": "q", "text": "t", "quotes": [{"n": "one"}]}}],
+])
+def test_anything_malformed_in_the_browser_storage_is_dropped(saved: object) -> None:
+    assert conversation.restore(saved).turns == []
+
+
+def test_a_tampered_stored_answer_is_rendered_escaped() -> None:
+    saved = [{"id": "<b>", "question": EVIL, "history": [EVIL, 3],
+              "answer": {"question": EVIL, "text": EVIL, "notes": [EVIL], "mode": EVIL}},
+             {"question": EVIL, "error": EVIL}]
+    back = conversation.restore(saved)
+    assert back.turns[0].history == (EVIL,) and back.turns[0].id.isalnum()
+    for message in conversation.messages(back):
+        assert "<script>" not in message["content"] and "<img" not in message["content"]
+        assert "&lt;script&gt;" in message["content"]
+
+
+def test_the_like_index_names_the_turn() -> None:
+    conv = Conversation()
+    first, blank, third = (conversation.add(conv, q) for q in ("first?", " ", "third?"))
+    # messages: 0 user, 1 answer(first), 2 answer(blank: no user bubble), 3 user, 4 answer(third)
+    assert [conversation.turn_at(conv, i) for i in range(6)] == [None, first, blank, None, third, None]
+
+
+def test_the_api_schema_mirrors_the_answer_type() -> None:
+    pairs = [(AnswerModel, Answer), (QuoteModel, Quote), (ClaimModel, Claim), (ConflictModel, Conflict), (RetrievedModel, Retrieved)]
+    for model, kind in pairs:
+        assert list(model.model_fields) == [f.name for f in dataclasses.fields(kind)], kind.__name__
+    assert set(typing.get_args(Mode)) == set(ANSWER_MODES)
+    full = Answer(question="q", text="x [1]", quotes=(QUOTE,), conflicts=(Conflict("q", (Claim("x", (1,)),)),),
+                  related=(QUOTE,), retrieved=ANSWER.retrieved, timings={"total_ms": 1.5}, notes=("n",), guard={"markers_checked": 1})
+    assert to_answer(AnswerModel.model_validate(full.to_dict())) == full
+    as_json = json.loads(json.dumps(full.to_dict()))
+    assert AnswerModel.model_validate(as_json).model_dump(mode="json") == as_json  # the API sends what rag ask --json prints
+    example = AnswerModel.model_json_schema()["examples"][0]
+    assert AnswerModel.model_validate(example).question == example["question"]
+    with pytest.raises(ValueError, match="mode"):
+        AskRequest.model_validate({"question": "q", "mode": "poetry"})
