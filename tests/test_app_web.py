@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -52,8 +53,17 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(corpus: Path) -> Any:
-    """Default settings: no token, no embedding origins."""
-    with rag_server(corpus / "articles", corpus / "index", corpus, "open") as url:
+    """Default settings (no token, no embedding origins), plus a feedback file."""
+    with rag_server(corpus / "articles", corpus / "index", corpus, "open", RAG_FEEDBACK_FILE=str(corpus / "feedback.jsonl")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def limited(corpus: Path, server: str) -> Any:
+    """Tight abuse limits: 3 POSTs a minute per client, told apart by the credential they send (no token is
+    configured, so any works), bodies up to 2048 bytes."""
+    env = {"RAG_RATE_LIMIT": "3", "RAG_RATE_LIMIT_BY": "token", "RAG_MAX_BODY_BYTES": "2048"}
+    with rag_server(corpus / "articles", corpus / "index", corpus, "limited", **env) as url:
         yield url
 
 
@@ -113,7 +123,7 @@ def test_api_too_long_message_is_clear(server: str) -> None:
 
 def test_default_settings_allow_no_embedding_and_no_cors(server: str) -> None:
     reply = httpx.get(f"{server}/widget/", headers={"Origin": ORIGIN})
-    assert reply.headers["content-security-policy"] == "frame-ancestors 'self'"
+    assert reply.headers["content-security-policy"].endswith("; frame-ancestors 'self'")
     api = httpx.post(f"{server}/api/ask", json={"question": "Who?"}, headers={"Origin": ORIGIN}, timeout=60)
     assert "access-control-allow-origin" not in api.headers
 
@@ -166,12 +176,93 @@ def test_allowed_origin_may_embed_and_call_the_api(guarded: tuple[str, str]) -> 
     direct, _ = guarded
     headers = {"Authorization": f"Bearer {TOKEN}", "Origin": ORIGIN}
     page = httpx.get(f"{direct}/widget/", headers=headers)
-    assert page.headers["content-security-policy"] == f"frame-ancestors 'self' {ORIGIN}"
+    assert page.headers["content-security-policy"].endswith(f"; frame-ancestors 'self' {ORIGIN}")
     preflight = httpx.options(f"{direct}/api/ask", headers={
         "Origin": ORIGIN, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization,content-type"})
     assert preflight.status_code == 200 and preflight.headers["access-control-allow-origin"] == ORIGIN
     other = httpx.post(f"{direct}/api/ask", json={"question": "Who?"}, headers={**headers, "Origin": "https://evil.example"}, timeout=60)
     assert "access-control-allow-origin" not in other.headers
+
+
+def _policy(reply: httpx.Response) -> dict[str, str]:
+    directives = (d.strip().split(" ", 1) for d in reply.headers["content-security-policy"].split(";"))
+    return {d[0]: d[1] if len(d) > 1 else "" for d in directives}
+
+
+def test_pages_allow_only_our_own_scripts(server: str) -> None:
+    nonces = set()
+    for path in ("/", "/widget/"):
+        page = httpx.get(f"{server}{path}")
+        policy = _policy(page)
+        assert policy["default-src"] == "'self'" and policy["object-src"] == "'none'" and policy["base-uri"] == "'self'"
+        script_src = policy["script-src"].split()
+        assert script_src[0] == "'self'" and len(script_src) == 2 and script_src[1].startswith("'nonce-")
+        assert "unsafe-inline" not in policy["script-src"] and "unsafe-eval" not in policy["script-src"]
+        nonce = script_src[1][len("'nonce-"):-1]
+        tags = re.findall(r"<script[^>]*>", page.text)
+        assert tags and all(f'nonce="{nonce}"' in tag for tag in tags)  # every script of the page carries it
+        assert int(page.headers["content-length"]) == len(page.content)
+        nonces.add(nonce)
+    assert len(nonces) == 2  # a new nonce for each response
+    api = httpx.get(f"{server}/api/health")
+    assert "script-src 'self' 'nonce-" in api.headers["content-security-policy"]
+
+
+def test_widget_without_slash_redirects_keeping_the_query(server: str, guarded: tuple[str, str]) -> None:
+    reply = httpx.get(f"{server}/widget")
+    assert reply.status_code == 307 and reply.headers["location"] == "/widget/"
+    _, proxied = guarded
+    behind = httpx.get(f"{proxied}/widget", params={"token": TOKEN})
+    assert behind.status_code == 307 and behind.headers["location"] == f"/rag/widget/?token={TOKEN}"
+    followed = httpx.get(f"{proxied}/widget", params={"token": TOKEN}, follow_redirects=True)
+    assert followed.status_code == 200 and str(followed.url).endswith("/rag/widget/?token=" + TOKEN)
+
+
+def test_openapi_declares_the_answer_and_the_mode(server: str) -> None:
+    spec = httpx.get(f"{server}/api/openapi.json").json()
+    ask = spec["paths"]["/api/ask"]["post"]
+    assert ask["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/AnswerModel")
+    answer = spec["components"]["schemas"]["AnswerModel"]
+    assert {"question", "text", "quotes", "abstained", "conflicts", "mode"} <= set(answer["properties"])
+    assert answer["examples"][0]["quotes"][0]["text"]
+    request = spec["components"]["schemas"]["AskRequest"]
+    assert "mode" in request["properties"] and "llm" in json.dumps(request["properties"]["mode"])
+    assert "Answer" in httpx.get(f"{server}/api/docs").text or httpx.get(f"{server}/api/docs").status_code == 200
+    question = _dev_questions(1)[0]
+    plain = httpx.post(f"{server}/api/ask", json={"question": question}, timeout=60).json()
+    chosen = httpx.post(f"{server}/api/ask", json={"question": question, "mode": "extractive"}, timeout=60).json()
+    assert _without_timings(chosen) == _without_timings(plain)
+    assert httpx.post(f"{server}/api/ask", json={"question": question, "mode": "poetry"}).status_code == 422
+
+
+def test_too_many_requests_get_429_with_retry_after(limited: str) -> None:
+    def ask(client: str, question: str = "") -> httpx.Response:
+        return httpx.post(f"{limited}/api/ask", json={"question": question},
+                          headers={"Authorization": f"Bearer {client}"}, timeout=60)
+
+    replies = [ask("client-a") for _ in range(5)]  # empty questions: refused fast, counted all the same
+    assert [r.status_code for r in replies] == [422, 422, 422, 429, 429]
+    refused = replies[-1]
+    assert 1 <= int(refused.headers["retry-after"]) <= 20 and "too many requests" in refused.json()["detail"]
+    assert ask("client-b", "Who is the leader of North Korea?").status_code == 200  # another client is not held back
+    assert httpx.get(f"{limited}/api/health").status_code == 200  # pages and health are never counted
+    assert httpx.get(f"{limited}/").status_code == 200
+
+
+def test_a_body_over_the_limit_gets_413(limited: str) -> None:
+    headers = {"Authorization": "Bearer client-c"}
+    big = {"question": "Who?", "history": ["x" * 1000] * 3}
+    announced = httpx.post(f"{limited}/api/ask", json=big, headers=headers)
+    assert announced.status_code == 413 and "2048 bytes" in announced.json()["detail"]
+
+    def chunks():  # no Content-Length: the body is counted as it streams in
+        yield b'{"question": "Who?", "history": ["'
+        for _ in range(10):
+            yield b"x" * 500
+        yield b'"]}'
+
+    streamed = httpx.post(f"{limited}/api/ask", content=chunks(), headers={**headers, "content-type": "application/json"})
+    assert streamed.status_code == 413 and "Traceback" not in streamed.text
 
 
 # ---------------------------------------------------------------- the pages, in a real browser
