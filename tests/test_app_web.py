@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -302,11 +303,36 @@ def _last_answer(page: Any) -> str:
     return page.locator("#chatbot .answer:not(.pending):not(.streaming)").last.inner_text()
 
 
+def _send(page: Any, question: str) -> None:
+    """Type and send a question the way a person does: the box empties as it is sent, then the next is typed."""
+    page.fill("#question textarea", question)
+    page.click("#ask")
+    page.wait_for_function("() => document.querySelector('#question textarea').value === ''", timeout=30_000)
+
+
+def _finished(page: Any, count: int, timeout: int = 120_000) -> None:
+    page.wait_for_function(
+        "n => document.querySelectorAll('#chatbot .answer:not(.pending):not(.streaming)').length >= n", arg=count, timeout=timeout)
+
+
+def _watch_policy(page: Any) -> list[str]:
+    """Everything the browser reports as refused by the Content-Security-Policy on this page."""
+    refused: list[str] = []
+    page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
+    page.on("pageerror", lambda e: refused.append(str(e)) if "Content Security Policy" in str(e) else None)
+    return refused
+
+
+LIKE = "#chatbot button[aria-label='Like' i]"
+DISLIKE = "#chatbot button[aria-label='Dislike' i]"
+
+
 def test_chat_shows_answer_markers_highlighted_quotes_and_titles(server: str, browser: Any, shots: Path) -> None:
     question = _dev_questions(1)[0]
     api = httpx.post(f"{server}/api/ask", json={"question": question}, timeout=60).json()
     assert api["quotes"], "the dev question should be answerable"
     page = browser.new_page(viewport={"width": 1280, "height": 900})
+    refused = _watch_policy(page)
     page.goto(f"{server}/")
     _ask_in_page(page, question, 1)
     page.wait_for_selector("#sources mark")
@@ -334,10 +360,89 @@ def test_chat_shows_answer_markers_highlighted_quotes_and_titles(server: str, br
     expected = httpx.post(f"{server}/api/ask", json={"question": follow, "history": [question]}, timeout=60).json()
     _ask_in_page(page, follow, 2)
     assert expected["text"].split(" [")[0] in _last_answer(page)
+    before = (page.locator("#chatbot .answer").all_inner_texts(), page.locator("#sources mark").all_inner_texts())
+
+    # a reload keeps the conversation and the latest sources (in this browser's storage), and follow-ups go on
+    page.reload()
+    _finished(page, 2, 30_000)
+    page.wait_for_selector("#sources mark")
+    assert (page.locator("#chatbot .answer").all_inner_texts(), page.locator("#sources mark").all_inner_texts()) == before
+    assert page.locator("#chatbot .user-turn").all_inner_texts() == [question, follow]
+    other = browser.new_context().new_page()  # another browser (profile) sees nothing of it
+    other.goto(f"{server}/")
+    other.wait_for_selector("#question textarea")
+    page.wait_for_timeout(1000)
+    assert other.locator("#chatbot .answer").count() == 0
+    other.context.close()
+
     page.click("#start-over")
     page.wait_for_function("() => document.querySelectorAll('#chatbot .answer').length === 0", timeout=30_000)
     assert "appear here" in page.inner_text("#sources")
+    page.reload()  # start over also cleared the stored copy
+    page.wait_for_selector("#question textarea")
+    page.wait_for_timeout(1500)
+    assert page.locator("#chatbot .answer").count() == 0
+    assert refused == []  # Gradio ran under the policy: nothing was refused
     page.close()
+
+
+def test_three_questions_sent_quickly_are_all_answered_in_order(server: str, browser: Any, shots: Path) -> None:
+    questions = _dev_questions(3)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    refused = _watch_policy(page)
+    page.goto(f"{server}/")
+    for question in questions:  # each sent while the previous answer may still be computed
+        _send(page, question)
+    _finished(page, 3)
+    assert page.locator("#chatbot .user-turn").all_inner_texts() == questions
+    shown = page.locator("#chatbot .answer").all_inner_texts()
+    assert len(shown) == 3
+    for n, (question, text) in enumerate(zip(questions, shown, strict=True)):
+        expected = httpx.post(f"{server}/api/ask", json={"question": question, "history": questions[:n]}, timeout=60).json()
+        assert expected["text"].split(" [")[0] in text
+    page.screenshot(path=str(shots / "chat-three-in-order.png"), full_page=True)
+    assert refused == []
+    page.close()
+
+
+def test_feedback_round_trip_into_rag_eval(server: str, browser: Any, corpus: Path, shots: Path) -> None:
+    feedback = corpus / "feedback.jsonl"
+    feedback.unlink(missing_ok=True)
+    liked, disliked = _dev_questions(2)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{server}/")
+    _send(page, liked)
+    _send(page, disliked)
+    _finished(page, 2)
+    answers = page.locator("#chatbot .answer").all_inner_texts()
+    page.locator(LIKE).nth(0).click()
+    page.wait_for_function("() => document.querySelector('#feedback-status').innerText.includes('kept as a test question')")
+    page.locator(DISLIKE).nth(1).click()
+    page.wait_for_selector("#correction textarea", state="visible")
+    correction = 'Kim <img src=x onerror="window.__xss = 3"> "quoted"'
+    page.fill("#correction textarea", correction)
+    page.click("#send-correction")
+    page.wait_for_function("() => document.querySelector('#feedback-status').innerText.includes('right answer is kept')")
+    page.screenshot(path=str(shots / "chat-feedback.png"), full_page=True)
+    assert page.evaluate("() => window.__xss") is None and "onerror" not in page.inner_html("#chatbot")
+    page.close()
+
+    lines = [json.loads(line) for line in feedback.read_text().splitlines()]
+    assert [(r["question"], r["verdict"]) for r in lines] == [(liked, "up"), (disliked, "down")]
+    assert lines[0]["answers"] and lines[0]["answers"][0].split()[0] in answers[0]
+    assert lines[1]["answers"] == [correction] and lines[1]["history"] == [liked]
+    report = corpus / "feedback-report.json"
+    replay = subprocess.run(
+        [PYTHON, "-m", "rag.cli", "eval", str(feedback), "--json", str(report),
+         "--articles", str(corpus / "articles"), "--index", str(corpus / "index")],
+        capture_output=True, text=True, env=clean_env(), cwd=corpus, timeout=600,
+    )
+    assert replay.returncode == 0, replay.stderr[-2000:]
+    replayed = {q["question"]: q for q in json.loads(report.read_text())["questions"]}
+    assert replayed[liked]["metrics"]["correct"] is True  # the confirmed answer is what the assistant still says
+    assert replayed[disliked]["history"] == [liked]  # replayed the way the chat asked it
+    assert replayed[disliked]["gold"]["answers"] == [correction]
+
 
 
 def test_bad_questions_get_a_clear_message_in_the_chat(server: str, browser: Any) -> None:
@@ -389,7 +494,8 @@ def test_widget_in_an_iframe_behind_a_proxy_with_a_token(guarded: tuple[str, str
     assert refused.status == 401 and "401" in page.inner_text("body")
     # the wiki page is served by the app's own origin here ('self' may always frame it)
     page.goto(f"{proxied}/api/health")
-    page.set_content(f'<h3>Wiki page</h3><iframe id="w" src="{proxied}/widget/?token={TOKEN}" width="360" height="700"></iframe>')
+    # the address a wiki admin types, without the trailing slash: redirected under the proxy's sub-path
+    page.set_content(f'<h3>Wiki page</h3><iframe id="w" src="{proxied}/widget?token={TOKEN}" width="360" height="700"></iframe>')
     frame = page.frame_locator("#w")
     frame.locator("#question textarea").fill(XSS_QUESTION)
     frame.locator("#ask").click()
@@ -413,27 +519,41 @@ def llm_served(corpus: Path, server: str) -> Any:
 
 
 def test_chat_shows_a_language_model_answer_sentence_by_sentence(llm_served: tuple[str, Any], browser: Any, shots: Path) -> None:
+    """The extractive answer at once, then the model's checked sentences replacing it, the final label; a second
+    question waits visibly while the model is busy; meanwhile extractive answers for others are not held up."""
     url, stand_in = llm_served
-    question = _dev_questions(1)[0]
+    question, second = _dev_questions(2)
     page = browser.new_page(viewport={"width": 1280, "height": 900})
+    refused = _watch_policy(page)
     page.goto(f"{url}/")
-    page.fill("#question textarea", question)
-    page.click("#ask")
+    _send(page, question)
     try:
-        page.wait_for_selector("#chatbot .answer.streaming", timeout=60_000)
+        page.wait_for_selector("#chatbot .answer.streaming.drafted", timeout=60_000)  # the model's first sentence
         draft = page.locator("#chatbot .answer.streaming").last.inner_text()
         page.wait_for_selector("#sources mark", timeout=30_000)
         draft_marks = page.locator("#sources mark").count()
         assert page.locator("#chatbot .answer:not(.pending):not(.streaming)").count() == 0
+        _send(page, second)  # sent while the model is still writing: it waits, and says so
+        page.wait_for_selector("#chatbot .answer.queued", timeout=30_000)
+        waiting = page.locator("#chatbot .answer.queued").inner_text()
         page.screenshot(path=str(shots / "chat-streaming.png"), full_page=True)
+        started = time.monotonic()  # another user's extractive answer while this model is busy
+        other = httpx.post(f"{url}/api/ask", json={"question": second, "mode": "extractive"}, timeout=60)
+        other_s = time.monotonic() - started
+        assert other.status_code == 200 and other.json()["mode"] == "extractive" and not stand_in.gate.is_set()
     finally:
         stand_in.gate.set()  # let the model finish
+    print(f"extractive answer while the model was busy: {other_s:.2f} s")
     assert "[1]" in draft and "writing" in draft and "Another says" not in draft
     assert draft_marks == 1  # the sources of the one verified sentence so far
-    _ask_in_page(page, question, 1)
-    final = _last_answer(page)
+    assert "Waiting" in waiting
+    _finished(page, 2)
+    final = page.locator("#chatbot .answer").all_inner_texts()[0]
     api = httpx.post(f"{url}/api/ask", json={"question": question}, timeout=120).json()
     assert api["mode"] == "llm" and api["text"].split(" [")[0] in final and "writing" not in final
+    assert "written by the language model" in final  # the label says whose answer this is
     assert draft.split(" [")[0] in final  # the sentence shown early is the start of the final answer
-    assert page.locator("#sources mark").count() == len(api["quotes"])
+    assert page.locator("#chatbot .user-turn").all_inner_texts() == [question, second]
+    assert refused == []
+    page.screenshot(path=str(shots / "chat-llm-final.png"), full_page=True)
     page.close()
