@@ -60,6 +60,8 @@ CSS = """
 .source{border:1px solid #d0d7de;border-radius:8px;padding:.5em .7em;margin-bottom:.6em;background:#fff}
 .source-head{margin-bottom:.3em}
 .source-title{font-weight:600;color:#0969da;text-decoration:none}
+#sources .source-head a.source-title{font-size:.95rem;line-height:1.35}
+#sources .sources-head{font-size:1rem}
 .source-title:hover{text-decoration:underline}
 .source .context{margin:0;color:#3d444d}
 .source mark{background:#fff3a3;color:#1f2328;padding:.05em 0;box-shadow:0 0 0 1px #f0c000}

@@ -386,7 +386,7 @@ def test_chat_shows_answer_markers_highlighted_quotes_and_titles(server: str, br
     page.close()
 
 
-def test_three_questions_sent_quickly_are_all_answered_in_order(server: str, browser: Any, shots: Path) -> None:
+def test_chat_answers_three_quick_questions_in_order(server: str, browser: Any, shots: Path) -> None:
     questions = _dev_questions(3)
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     refused = _watch_policy(page)
@@ -405,7 +405,7 @@ def test_three_questions_sent_quickly_are_all_answered_in_order(server: str, bro
     page.close()
 
 
-def test_feedback_round_trip_into_rag_eval(server: str, browser: Any, corpus: Path, shots: Path) -> None:
+def test_chat_feedback_round_trip_into_rag_eval(server: str, browser: Any, corpus: Path, shots: Path) -> None:
     feedback = corpus / "feedback.jsonl"
     feedback.unlink(missing_ok=True)
     liked, disliked = _dev_questions(2)
