@@ -54,7 +54,7 @@ class Settings:
     # the client is its address, or the token it presents ("token"); the largest request body accepted.
     rate_limit: int = 60
     rate_limit_by: str = "address"
-    max_body_bytes: int = 65536
+    max_body_bytes: int = 262144
     # Where the chat's thumbs up/down go, as a question set `rag eval` replays; empty = no feedback buttons.
     feedback_file: str = ""
 

@@ -46,7 +46,7 @@ def test_limit_settings_are_read_and_checked() -> None:
                                       "RAG_FEEDBACK_FILE": "fb.jsonl"})
     assert (settings.rate_limit, settings.rate_limit_by, settings.max_body_bytes, settings.feedback_file) == (0, "token", 4096, "fb.jsonl")
     defaults = load_settings(environ={})
-    assert (defaults.rate_limit, defaults.rate_limit_by, defaults.max_body_bytes, defaults.feedback_file) == (60, "address", 65536, "")
+    assert (defaults.rate_limit, defaults.rate_limit_by, defaults.max_body_bytes, defaults.feedback_file) == (60, "address", 262144, "")
     for name, value, shown in [("rate_limit", "-1", "-1"), ("rate_limit_by", "cookie", "'cookie'"), ("max_body_bytes", "10", "10")]:
         with pytest.raises(SettingsError, match=name) as caught:
             load_settings(environ={f"RAG_{name.upper()}": value})
