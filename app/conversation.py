@@ -26,6 +26,7 @@ from app.schema import AnswerModel, to_answer
 from rag.types import Answer
 
 MAX_STORED = 30  # finished turns kept in the browser; older ones are dropped from storage (not from the page)
+MAX_STORED_HISTORY = 10  # earlier questions kept with each stored turn (a follow-up chain rarely reaches back further)
 _STORED_FIELDS = ("question", "text", "quotes", "abstained", "conflicts", "related", "answer_type",
                   "resolved_question", "mode", "notes")  # what rendering and feedback need; not retrieved/timings
 _lock = threading.Lock()  # guards every Conversation; each critical section is a few list operations
@@ -139,7 +140,7 @@ def stored(conv: Conversation) -> list[dict[str, Any]]:
         turns = [t for t in conv.turns if t.status in ("done", "error")]
     out = []
     for turn in turns[-MAX_STORED:]:
-        item: dict[str, Any] = {"id": turn.id, "question": turn.question, "history": list(turn.history)}
+        item: dict[str, Any] = {"id": turn.id, "question": turn.question, "history": list(turn.history[-MAX_STORED_HISTORY:])}
         if turn.answer is not None:
             full = turn.answer.to_dict()
             item["answer"] = {k: full[k] for k in _STORED_FIELDS}

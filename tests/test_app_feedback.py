@@ -121,3 +121,22 @@ def test_the_api_schema_mirrors_the_answer_type() -> None:
     assert AnswerModel.model_validate(example).question == example["question"]
     with pytest.raises(ValueError, match="mode"):
         AskRequest.model_validate({"question": "q", "mode": "poetry"})
+
+
+def test_a_full_stored_conversation_fits_well_inside_the_body_limit() -> None:
+    """A reload sends the stored chat back in one request body; Gradio's encryption adds about a third."""
+    from rag.config import Settings
+
+    sentence = "Approximately 10,000 soldiers from North Korea have been sent to Russia, particularly around Kursk. " * 2
+    quotes = tuple(Quote(n, f"00{n}_article.txt", "A long headline about the war in Ukraine " * 2, 0, len(sentence), sentence)
+                   for n in range(1, 5))
+    claims = tuple(Claim(f"around {n},000", (n,)) for n in range(1, 5))
+    big = Answer(question="How many North Korean troops were sent to Russia? " * 3, text="The articles give different figures. " * 4,
+                 quotes=quotes, conflicts=(Conflict("q" * 150, claims),), notes=("a note about the answer " * 5,) * 3)
+    conv = Conversation()
+    for _ in range(conversation.MAX_STORED + 10):
+        turn = conversation.add(conv, big.question)
+        turn.status, turn.answer, turn.history = "done", big, (big.question,) * 40
+    size = len(json.dumps(conversation.stored(conv)))
+    assert len(conversation.stored(conv)) == conversation.MAX_STORED
+    assert size * 1.5 < Settings().max_body_bytes, size
