@@ -234,6 +234,8 @@ def test_openapi_declares_the_answer_and_the_mode(server: str) -> None:
     chosen = httpx.post(f"{server}/api/ask", json={"question": question, "mode": "extractive"}, timeout=60).json()
     assert _without_timings(chosen) == _without_timings(plain)
     assert httpx.post(f"{server}/api/ask", json={"question": question, "mode": "poetry"}).status_code == 422
+    no_model = httpx.post(f"{server}/api/ask", json={"question": question, "mode": "llm"}, timeout=60)
+    assert no_model.status_code == 503 and "llm" in no_model.json()["detail"] and "Traceback" not in no_model.text
 
 
 def test_too_many_requests_get_429_with_retry_after(limited: str) -> None:
@@ -483,6 +485,7 @@ def test_widget_fits_360px_without_header(server: str, browser: Any, shots: Path
     for quote in api["quotes"] or api["related"]:
         assert quote["title"] in sources
     assert page.locator("#sources mark").count() == len(api["quotes"] or api["related"])
+    assert page.locator(LIKE).count() == 1 and page.locator(DISLIKE).count() == 1  # feedback in the widget too
     page.screenshot(path=str(shots / "widget.png"), full_page=True)
     page.close()
 
