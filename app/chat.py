@@ -70,7 +70,6 @@ CSS = """
 """
 
 
-
 def _answer_turn(service: Service, turn: Turn, mode: str) -> Iterator[Any]:
     """Answer one turn, updating `turn.bubble` and yielding the answer whose sources the panel shows (None to
     keep the panel as it is) after each change. In llm mode the extractive answer comes first, at once."""
@@ -141,9 +140,11 @@ def _api_ask(service: Service, question: str, history: list[str] | None = None, 
 
 
 def _storage_secret(service: Service, key: str) -> str:
-    """Stable across restarts of the same deployment, so a reload after a restart still finds the chat. Not a
-    secret from the user (it is in the page); it keeps other pages of the same origin from reading the chat."""
-    seed = f"{key}|{service.settings.index_dir.resolve()}"  # the page shows it: Gradio decrypts in the browser
+    """Gradio encrypts the stored chat with a key it puts in the page (it decrypts in the browser), so this is no
+    secret and protects nothing; it is only stable across restarts of one deployment, so a reload after a restart
+    still finds the chat (Gradio's default, a random key per process, would lose it). The stored data is
+    validated and rendered again from data on the way back in any case (app/conversation.py)."""
+    seed = f"{key}|{service.settings.index_dir.resolve()}"
     return hashlib.sha256(seed.encode()).hexdigest()[:32]
 
 
