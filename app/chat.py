@@ -8,7 +8,7 @@ from the conversation at every step: "Searching the articles…", then in llm mo
 once (labelled), the model's verified sentences as they arrive (they replace it), then the final answer,
 whose label says whose answer it is. Drains of different users run side by side (`ANSWER_CONCURRENCY`).
 
-The finished turns are kept in the browser's own storage (`gr.BrowserState`, encrypted by Gradio) and
+The finished turns are kept in the browser's own storage (`gr.BrowserState`, localStorage) and
 rendered again on reload; "Start over" clears both. With `feedback_file` set, each answer gets a thumbs
 up/down, and a thumbs-down offers a box for the right answer (app/feedback.py writes them).
 """
