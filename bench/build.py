@@ -102,7 +102,7 @@ def run(size: str, standin: bool, work: Path = WORK, pre_encoded: bool = False) 
     """A full build. `pre_encoded`: the real model's vectors come from bench/realcache.py, which timed the
     model alone on these very sentences; the build then times everything else, and the build rate is the
     sentences over (model time + the rest)."""
-    from rag.index.local import build_index
+    from rag.index.build import build_index
 
     settings = settings_for(size, standin, work)
     shutil.rmtree(settings.index_dir, ignore_errors=True)

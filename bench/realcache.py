@@ -44,7 +44,7 @@ def encode_corpus(size: str, work: Path = WORK) -> dict:
     """Encode every sentence the index of `size` embeds, in resumable parts; returns the timing record."""
     from bench.standin import HashEmbedder
     from rag.embed import Embedder
-    from rag.index.local import build_index
+    from rag.index.build import build_index
 
     out = cache_dir(size, work)
     out.mkdir(parents=True, exist_ok=True)

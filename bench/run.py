@@ -98,7 +98,7 @@ def measure_load(settings) -> dict:  # noqa: ANN001
 
 def measure_incremental(size: str, settings, standin: bool) -> dict:  # noqa: ANN001
     """Add one article, then change one, timing each `build_index`; the corpus is restored afterwards."""
-    from rag.index.local import build_index
+    from rag.index.build import build_index
 
     if size == "bundled":
         new_path = settings.articles_dir / "zz_bench_added.txt"

@@ -18,7 +18,8 @@ import pytest
 from rag.config import PROJECT_ROOT
 from rag.embed import Embedder
 from rag.errors import IndexCorruptError, IndexMismatchError, IndexMissingError
-from rag.index.local import Index, build_index, freshness, open_index
+from rag.index.build import build_index
+from rag.index.local import Index, freshness, open_index
 from rag.retrieve.hybrid import HybridRetriever
 from tests.conftest import BUNDLED, make_settings
 

@@ -38,7 +38,8 @@ from rag.index.catalog import (
     scan_files,
     settings_signature,
 )
-from rag.index.segment import EXACT_MAX_SENTENCES, SegmentStats, SegmentWriter
+from rag.index.dense import EXACT_MAX_SENTENCES
+from rag.index.segment import SegmentStats, SegmentWriter
 from rag.ingest.files import load_file
 from rag.text import terms
 from rag.types import Article, Skipped
@@ -305,8 +306,9 @@ def _write_segment(index_dir: Path, db: sqlite3.Connection | None, pending: list
             for row in segment.live_rows():
                 if (seg_name, row) in dead_rows or row not in files:
                     continue
-                article, digest, spans, chunks = segment.article_parts(row)
-                carried.append((files[row][1], _Pending("", article, digest, spans, chunks), segment.article_vectors(row)))
+                parts = segment.article_parts(row)
+                carried.append((files[row][1], _Pending("", parts.article, parts.digest, list(parts.spans), list(parts.chunks)),
+                                segment.article_vectors(row)))
         total = sum(len(c[1].spans) for c in carried) + sum(len(p.spans) for p in pending)
         writer = SegmentWriter(index_dir / name, dim, total, exact_max)
         placed: list[tuple[str, str, int, str, int, int]] = []  # id, file, row, hash, chunks, sentences
