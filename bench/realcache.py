@@ -27,7 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.build import WORK, sentence_texts, settings_for  # noqa: E402
+from bench.common import WORK, sentence_texts, settings_for  # noqa: E402
 
 BATCH = 4096  # sentences per saved part: a kill loses at most one part
 

@@ -26,16 +26,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import build as build_bench  # noqa: E402
+from bench.common import PY, pct, probe  # noqa: E402
 from bench.corpus import article, path_of, questions  # noqa: E402
 from bench.standin import HashEmbedder  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
-PY = sys.executable
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
 
 
 def question_set(size: str) -> list[str]:
@@ -45,13 +40,6 @@ def question_set(size: str) -> list[str]:
         qs = [json.loads(line)["question"] for line in DEV_QUESTIONS.read_text().splitlines() if line.strip()]
         return [qs[i % len(qs)] for i in range(200)]
     return [q for q, _, _ in questions(int(size), 200)]
-
-
-def _probe(code: str, env: dict[str, str] | None = None) -> dict:
-    out = subprocess.run([PY, "-c", code], capture_output=True, text=True, env={**os.environ, **(env or {})}, cwd=ROOT)
-    if out.returncode:
-        raise RuntimeError(out.stderr[-2000:])
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 _LOAD = """
@@ -75,7 +63,7 @@ print(json.dumps({{"load_s": seconds, "rss_before": before, "rss_after": after}}
 
 def measure_load(settings) -> dict:  # noqa: ANN001
     code = _LOAD.format(root=str(ROOT), articles=str(settings.articles_dir), index=str(settings.index_dir), model=settings.embed_model)
-    runs = [_probe(code) for _ in range(3)]
+    runs = [probe(code) for _ in range(3)]
     best = sorted(runs, key=lambda r: r["load_s"])[1]  # the median of three, page cache warm
     import sqlite3
 
@@ -111,11 +99,11 @@ def measure_incremental(size: str, settings, standin: bool) -> dict:  # noqa: AN
     if not standin:
         embedder.encode_query("warm up")
     original = changed.read_text(encoding="utf-8")
-    from rag.chunk import _punkt
+    from rag.chunk import split_sentences
 
     t = time.perf_counter()
     build_index(settings, embedder)  # warm: imports and the sentence splitter load once per process
-    _punkt()
+    split_sentences("Warm the sentence splitter. It loads once.")
     out = {"first_noop_s": round(time.perf_counter() - t, 3)}
     try:
         new_path.parent.mkdir(exist_ok=True)
@@ -195,7 +183,9 @@ def measure_recall(size: str, settings) -> dict:  # noqa: ANN001
     exact_scores = np.full((len(queries), 10), -np.inf, dtype=np.float32)
     exact_rows = np.zeros((len(queries), 10), dtype=np.int64)
     offset = 0
-    for segment in index._segments:  # benchmark code may look inside
+    offsets = {}
+    for segment in index.segments:  # benchmark code may look inside
+        offsets[segment.name] = offset
         n = segment.vectors.shape[0]
         dead = np.isin(segment.sentences[:, 0], list(segment.dead)) if segment.dead else None
         for begin in range(0, n, 200_000):
@@ -212,16 +202,17 @@ def measure_recall(size: str, settings) -> dict:  # noqa: ANN001
         hits, tied, search_ms = [], [], []
         for q, want, want_scores in zip(queries, exact_rows, exact_scores, strict=True):
             t = time.perf_counter()
-            got, got_scores = index.dense_search(q, 10)
+            found, got_scores = index.sentence_search(q, 10)
             search_ms.append((time.perf_counter() - t) * 1000)
-            hits.append(len(set(got.tolist()) & set(want.tolist())) / 10)
+            got = {offsets[name] + row for name, row in found}
+            hits.append(len(got & set(want.tolist())) / 10)
             # tie-aware: a result scoring at least the exact 10th score is as good as any exact one
             tied.append(min(10, int((got_scores >= want_scores[9] - 1e-5).sum())) / 10)
         return {"recall_at_10": round(float(np.mean(hits)), 4), "recall_at_10_ties": round(float(np.mean(tied)), 4),
                 "dense_search_p50_ms": pct(search_ms, 0.5), "dense_search_p95_ms": pct(search_ms, 0.95)}
 
     out = {"search_kind": "+".join(kinds), **trial()}
-    ivf = [s for s in index._segments if s.info["kind"] != "flat"]
+    ivf = [s.dense for s in index.segments if s.info["kind"] != "flat"]
     if ivf:  # what more probes would buy: recall against latency
         out["nprobe"] = [s.faiss.nprobe for s in ivf]
         out["nlist"] = [s.faiss.nlist for s in ivf]
@@ -233,7 +224,7 @@ def measure_recall(size: str, settings) -> dict:  # noqa: ANN001
             out["sweep"].append({"nprobe": [s.faiss.nprobe for s in ivf], **trial()})
         for s, base in zip(ivf, calibrated, strict=True):
             s.faiss.nprobe = base
-    elif not settings.embed_model.startswith("bench-") and sum(s.info["sentences"] for s in index._segments) > 10_000:
+    elif not settings.embed_model.startswith("bench-") and sum(s.info["sentences"] for s in index.segments) > 10_000:
         out["ivf_on_real_vectors"] = _ivf_check(index, queries)
     index.close()
     return out
@@ -245,9 +236,9 @@ def _ivf_check(index, queries) -> dict:  # noqa: ANN001
     questions get from it, searched as Segment.search does (the stand-in rows cannot say this)."""
     import numpy as np
 
-    from rag.index.segment import build_ivf, candidates
+    from rag.index.dense import build_ivf, candidates
 
-    segment = index._segments[0]
+    segment = index.segments[0]
     matrix = np.asarray(segment.vectors, dtype=np.float32)
     ivf, nprobe, calibrated = build_ivf(matrix)
     exact = queries @ matrix.T  # [queries, rows]: small enough below the exact threshold
