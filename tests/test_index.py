@@ -134,9 +134,20 @@ def test_index_of_another_format_version_is_refused(tmp_path: Path, corpus: Path
     settings = make_settings(corpus, tmp_path / "index")
     build_index(settings, embedder)
     with sqlite3.connect(settings.index_dir / "catalog.sqlite") as db:
-        db.execute("UPDATE meta SET value = ? WHERE key = 'format_version'", (json.dumps(999),))
-    with pytest.raises(IndexMismatchError, match="format version"):
+        db.execute("UPDATE meta SET value = ? WHERE key = 'format_version'", (json.dumps(2),))  # the previous format
+    with pytest.raises(IndexMismatchError, match="format version 2.*rag index build --rebuild"):
         Index.load(settings.index_dir, settings)
+    report = build_index(settings, embedder)  # a plain build replaces it
+    assert report.embedded == report.sentences > 0
+    Index.load(settings.index_dir, settings).close()
+
+
+def test_index_of_another_backend_is_refused(tmp_path: Path, corpus: Path, embedder: Embedder) -> None:
+    settings = make_settings(corpus, tmp_path / "index")
+    build_index(settings, embedder)
+    other = settings.replace(index_backend="postgres", database_url="postgresql://rag@127.0.0.1/none")
+    with pytest.raises(IndexMismatchError, match="index backend 'local'.*'postgres'.*--rebuild"):
+        Index.load(settings.index_dir, other)
 
 
 @pytest.mark.parametrize("damage", ["catalog", "vectors", "segment", "rows"])

@@ -26,7 +26,8 @@ from rag.index.segment import Segment, SegmentStats
 from rag.ingest.files import walk_article_files
 from rag.types import Skipped
 
-FORMAT_VERSION = 2
+# 3: the catalog records the backend; large segments keep 8-bit codes instead of float16 vectors (rag.index.dense)
+FORMAT_VERSION = 3
 
 
 REBUILD_HINT = "rebuild it with: rag index build --rebuild"
@@ -63,6 +64,7 @@ class Freshness:
 def settings_signature(settings: Settings) -> dict[str, Any]:
     return {
         "format_version": FORMAT_VERSION,
+        "backend": settings.index_backend,
         "model": settings.embed_model,
         "chunking": {"splitter": "punkt+lines", "max_chars": settings.chunk_max_chars, "overlap": settings.chunk_overlap},
         "lexical": {"library": "bm25s", "tokenizer": "rag.text.terms/v2"},
@@ -111,9 +113,11 @@ def read_manifest(index_dir: Path) -> dict[str, Any] | None:
 
 
 def check_compatible(manifest: dict[str, Any], settings: Settings) -> None:
-    """Raise IndexMismatchError when the index was built by another model, chunking or format."""
+    """Raise IndexMismatchError when the index was built by another format, backend, model or chunking."""
     want = settings_signature(settings)
-    for key, label in (("format_version", "format version"), ("model", "embedding model"), ("chunking", "chunking"), ("lexical", "lexical index")):
+    checks = (("format_version", "format version"), ("backend", "index backend"), ("model", "embedding model"),
+              ("chunking", "chunking"), ("lexical", "lexical index"))
+    for key, label in checks:
         if manifest.get(key) != want[key]:
             raise IndexMismatchError(
                 f"the index in {settings.index_dir} was built with {label} {manifest.get(key)!r}, "
