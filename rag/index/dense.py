@@ -1,11 +1,17 @@
 """The dense backend of a segment: sentence vectors on disk and their search (FAISS exact, or IVF + calibration).
 
-Files it owns inside a segment folder:
-    vectors.npy      [n, dim] unit sentence vectors, memory-mapped at load: float32 in a segment small enough
-                     to scan exactly (FAISS's exact search runs on this very file, no second copy), float16
-                     beyond it (re-scoring the approximate search's candidates, answer scoring, merges)
-    vectors.faiss    only in a segment past the exact threshold: IVF with 8-bit scalar codes, memory-mapped
+Two kinds of segment, by size:
+    flat        up to EXACT_MAX_SENTENCES vectors: vectors.npy, [n, dim] float32 unit vectors, memory-mapped and
+                searched exactly by FAISS in place (no second copy)
+    ivf-sq8r    beyond: vectors.faiss only, an IVF whose lists hold 8-bit scalar codes of each vector's residual
+                to its list centroid (~1 byte a dimension), memory-mapped; it is searched, scored and (for
+                answers and merges) decoded from those codes alone
 Rows are the segment's local sentence rows; the segment maps them to articles and chunks.
+
+Why no float copy beside the codes (format 2 kept a float16 one to re-score candidates): measured by
+bench/codes.py, residual 8-bit codes alone keep recall@10 against exact float32 search at the target while a
+float16 copy would more than double the disk (see docs/bench.md). The decoding error of a residual code is
+~1e-3 on a cosine, below the gap between neighbouring results that matters to retrieval.
 """
 
 from __future__ import annotations
@@ -20,20 +26,15 @@ import numpy as np
 # Exact search scans every vector per query: ~300k x 384 floats is ~30 ms on one core, past that an
 # approximate index keeps the answer path flat as the corpus grows.
 EXACT_MAX_SENTENCES = 300_000
-RERANK_FACTOR = 4  # IVF candidates fetched per wanted result, then re-scored with the stored vectors
 TRAIN_SAMPLE = 100_000
 BLEND = 3  # stored vectors blended into one calibration query
 CALIBRATION_TARGET = 0.995  # recall@10 on calibration queries that the IVF probe count is chosen to reach
-KINDS = ("flat", "ivf-sq8")
+KINDS = ("flat", "ivf-sq8r")
 
 
 def kind_for(sentences: int, exact_max: int = EXACT_MAX_SENTENCES) -> str:
     """The search kind of a segment of `sentences` vectors."""
-    return "flat" if sentences <= exact_max else "ivf-sq8"
-
-
-def vector_dtype(kind: str) -> type:
-    return np.float32 if kind == "flat" else np.float16
+    return "flat" if sentences <= exact_max else "ivf-sq8r"
 
 
 def ivf_lists(n: int) -> int:
@@ -56,7 +57,7 @@ def probe_floor(nlist: int) -> int:
 def calibrate(index: Any, matrix: np.ndarray, target: float = CALIBRATION_TARGET, queries: int = 100) -> tuple[int, float]:
     """The smallest nprobe whose recall@10 against exact search reaches `target`, and that recall.
 
-    Queries blend BLEND stored vectors (the first one's own row excluded from both lists); recall counts a result as
+    The index ranks by its codes; its top 10 are judged by their exact scores in `matrix`. Queries blend BLEND stored vectors (the first one's own row excluded from both lists); recall counts a result as
     found when it scores at least the exact 10th score, so ties between equally similar sentences do not
     count as misses. How many lists must be probed depends on how clustered the vectors are, which only
     the data can tell: model vectors cluster far better than hashed stand-ins.
@@ -79,12 +80,12 @@ def calibrate(index: Any, matrix: np.ndarray, target: float = CALIBRATION_TARGET
     nprobe, recall = 1, 0.0
     while True:
         index.nprobe = nprobe
-        _, found = index.search(q, RERANK_FACTOR * 10 + 1)
+        _, found = index.search(q, 11)  # ranked by the codes, as a segment searches
         hits = []
         for i, row in enumerate(rows):
-            cand = found[i][(found[i] >= 0) & (found[i] != row)]
-            scores = np.asarray(matrix[np.sort(cand)], dtype=np.float32) @ q[i]
-            hits.append(min(10, int((np.sort(scores)[::-1][:10] >= threshold[i]).sum())) / 10)
+            top = found[i][(found[i] >= 0) & (found[i] != row)][:10]
+            scores = np.asarray(matrix[np.sort(top)], dtype=np.float32) @ q[i]  # judged by their exact scores
+            hits.append(int((scores >= threshold[i]).sum()) / 10)
         recall = float(np.mean(hits))
         if recall >= target or nprobe >= index.nlist:
             return nprobe, round(recall, 4)
@@ -92,8 +93,8 @@ def calibrate(index: Any, matrix: np.ndarray, target: float = CALIBRATION_TARGET
 
 
 def build_ivf(matrix: np.ndarray) -> tuple[Any, int, float]:
-    """The IVF-SQ8 index of a large segment over `matrix` (unit rows), with its calibrated probe count (set on
-    the index) and the calibration recall."""
+    """The IVF index of a large segment over `matrix` (unit rows): 8-bit codes of the residuals, a direct map
+    from row to code (for decoding), its calibrated probe count (set on the index) and the calibration recall."""
     import faiss
 
     n, dimension = matrix.shape
@@ -104,14 +105,10 @@ def build_ivf(matrix: np.ndarray) -> tuple[Any, int, float]:
     index.train(np.ascontiguousarray(matrix[sample], dtype=np.float32))
     for begin in range(0, n, 100_000):
         index.add(np.ascontiguousarray(matrix[begin : begin + 100_000], dtype=np.float32))
+    index.make_direct_map()
     nprobe, recall = calibrate(index, matrix)
     index.nprobe = max(nprobe, probe_floor(nlist))
     return index, index.nprobe, recall
-
-
-def candidates(k: int) -> int:
-    """How many IVF candidates are fetched (then re-scored with the stored vectors) for k results."""
-    return max(k * RERANK_FACTOR, 64)
 
 
 class DenseWriter:
@@ -122,11 +119,11 @@ class DenseWriter:
         self.dimension = dimension
         self.total = sentences
         self.kind = kind_for(sentences, exact_max)
-        # float16 halves the largest file of a big segment; its rounding (~1e-4 on a cosine) is far below
-        # the 8-bit codes' the search itself uses. Small segments keep float32: exact scores, as built.
+        # a flat segment's vectors.npy is what it searches; a large one's float32 rows are only the input of
+        # its codes, written beside them while the segment is built and deleted once the codes exist
+        self._file = path / ("vectors.npy" if self.kind == "flat" else "vectors.build.npy")
         self._vectors = (
-            np.lib.format.open_memmap(path / "vectors.npy", mode="w+", dtype=vector_dtype(self.kind),
-                                      shape=(sentences, dimension))
+            np.lib.format.open_memmap(self._file, mode="w+", dtype=np.float32, shape=(sentences, dimension))
             if sentences else None
         )
 
@@ -135,7 +132,7 @@ class DenseWriter:
         self._vectors[first : first + len(vectors)] = vectors
 
     def finish(self) -> tuple[str, int, float]:
-        """Flush the vectors and write the approximate index a large segment needs: (kind, nprobe, recall)."""
+        """Flush the vectors or write the codes: (kind, nprobe, calibration recall)."""
         import faiss
 
         if self._vectors is None:
@@ -146,6 +143,8 @@ class DenseWriter:
             return self.kind, 0, 1.0
         index, nprobe, recall = build_ivf(self._vectors)
         faiss.write_index(index, str(self.path / "vectors.faiss"))
+        del self._vectors
+        self._file.unlink()
         return self.kind, nprobe, recall
 
 
@@ -159,15 +158,16 @@ class DenseVectors:
         if self.kind not in KINDS:
             raise ValueError(f"unknown search kind {self.kind!r}")
         self.size = int(info["sentences"])
-        # A flat segment is searched with faiss.knn over the memory-mapped vectors (an older index's
-        # vectors.faiss beside them, a second copy of the same floats, is not read).
-        self.faiss = faiss.read_index(str(path / "vectors.faiss"), faiss.IO_FLAG_MMAP) if self.kind != "flat" else None
-        self.vectors = np.load(path / "vectors.npy", mmap_mode="r")
-        if self.vectors.dtype not in (np.float32, np.float16) or self.vectors.ndim != 2:
-            raise ValueError(f"vectors.npy holds {self.vectors.dtype} {self.vectors.shape}")
-        if (self.faiss.ntotal if self.faiss is not None else self.size) != self.size or self.vectors.shape[0] != self.size:
-            raise ValueError("row counts differ between the segment's vector files")
-        if self.faiss is not None:
+        if self.kind == "flat":
+            self.faiss = None
+            self.vectors = np.load(path / "vectors.npy", mmap_mode="r")
+            if self.vectors.dtype != np.float32 or self.vectors.ndim != 2 or self.vectors.shape[0] != self.size:
+                raise ValueError(f"vectors.npy holds {self.vectors.dtype} {self.vectors.shape}")
+        else:
+            self.vectors = None
+            self.faiss = faiss.read_index(str(path / "vectors.faiss"), faiss.IO_FLAG_MMAP)
+            if self.faiss.ntotal != self.size:
+                raise ValueError("row counts differ between the segment's vector files")
             self.faiss.nprobe = max(int(info.get("nprobe") or 1), probe_floor(self.faiss.nlist))
 
     def search(self, query: np.ndarray, k: int, dead: Callable[[np.ndarray], np.ndarray] | None = None,
@@ -180,28 +180,37 @@ class DenseVectors:
         if want <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         q = query.reshape(1, -1).astype(np.float32)
-        fetch = want if self.faiss is None else candidates(want)
+        fetch = want
         while True:
             fetch = min(fetch, n)
             if self.faiss is None:
-                _, found = faiss.knn(q, self.vectors, fetch, metric=faiss.METRIC_INNER_PRODUCT)
+                scores, found = faiss.knn(q, self.vectors, fetch, metric=faiss.METRIC_INNER_PRODUCT)
             else:
-                _, found = self.faiss.search(q, fetch)
-            rows = found[0][found[0] >= 0]
+                scores, found = self.faiss.search(q, fetch)
+            keep = found[0] >= 0
+            rows, scores = found[0][keep], scores[0][keep]
             if dead is not None:
-                rows = rows[~dead(rows)]
+                alive = ~dead(rows)
+                rows, scores = rows[alive], scores[alive]
             if len(rows) >= want or fetch >= n:
                 break
             fetch *= 4
+        if self.faiss is not None:  # ranked by the codes' scores, as FAISS returned them
+            return rows[:want].astype(np.int64), scores[:want].astype(np.float32)
         order = np.sort(rows)  # memory-mapped reads in file order
-        scores = np.asarray(self.vectors[order], dtype=np.float32) @ query  # exact scores, also for IVF candidates
-        best = np.argsort(-scores, kind="stable")[:want]
-        return order[best], scores[best]
+        exact = np.asarray(self.vectors[order], dtype=np.float32) @ query
+        best = np.argsort(-exact, kind="stable")[:want]
+        return order[best], exact[best]
 
     def scores(self, first: int, count: int, query: np.ndarray) -> np.ndarray:
         """Similarity of `query` to rows `first` .. `first + count`."""
-        return np.asarray(self.vectors[first : first + count], dtype=np.float32) @ query
+        return self.rows(first, count) @ query
 
     def rows(self, first: int, count: int) -> np.ndarray:
-        """The stored vectors of rows `first` .. `first + count`, as float32 (for merges and checks)."""
+        """The stored vectors of rows `first` .. `first + count` as float32 (decoded from the codes of a large
+        segment): for answer scoring, merges and checks."""
+        if self.faiss is not None:
+            if count <= 0:
+                return np.zeros((0, self.faiss.d), dtype=np.float32)
+            return self.faiss.reconstruct_n(first, count)
         return np.asarray(self.vectors[first : first + count], dtype=np.float32)
