@@ -6,8 +6,9 @@ lists the live segments in its catalog and masks the articles of a segment that 
 (tombstones). Layout:
     segment.json     counts, dimension and search kind; written last, so a half-written segment has none
     vectors.npy, vectors.faiss   the dense backend's files (see rag.index.dense)
-    sentences.npy    int64 [n, 3]: article row, start, end
-    chunks.npy       int64 [m, 5]: article row, start, end, first sentence row, last sentence row
+    sentences.npy    int32 [n, 3]: article row, start, end (int32: a segment holds < 2**31 sentences and an
+                     article < 2**31 characters; half the bytes of int64, as format 2 stored them)
+    chunks.npy       int32 [m, 5]: article row, start, end, first sentence row, last sentence row
     store.sqlite     the article store (see rag.index.store)
     bm25/            the lexical backend: bm25s over chunk texts (doc = chunk row)
 Every row number here is local to the segment and never leaves rag.index: `rag.index.local` turns rows into
@@ -74,7 +75,7 @@ class SegmentWriter:
         self._dense = DenseWriter(path, dimension, sentences, exact_max)
         self.kind = self._dense.kind
         self._total = sentences
-        self._sentences = np.zeros((sentences, 3), dtype=np.int64)
+        self._sentences = np.zeros((sentences, 3), dtype=np.int32)
         self._chunks: list[tuple[int, int, int, int, int]] = []
         self._doc_ids: list[list[int]] = []
         self._vocab: dict[str, int] = {}
@@ -92,7 +93,7 @@ class SegmentWriter:
         if n:
             self._dense.put(first_sentence, vectors)
             self._sentences[first_sentence : first_sentence + n, 0] = row
-            self._sentences[first_sentence : first_sentence + n, 1:] = np.asarray(spans, dtype=np.int64)
+            self._sentences[first_sentence : first_sentence + n, 1:] = np.asarray(spans, dtype=np.int32)
         self._filled += n
         for (start, end, first, last), words in zip(chunks, chunk_terms, strict=True):
             self._chunks.append((row, start, end, first_sentence + first, first_sentence + last))
@@ -106,7 +107,7 @@ class SegmentWriter:
         self._store.close()
         kind, nprobe, recall = self._dense.finish()
         np.save(self.path / "sentences.npy", self._sentences)
-        np.save(self.path / "chunks.npy", np.asarray(self._chunks, dtype=np.int64).reshape(-1, 5))
+        np.save(self.path / "chunks.npy", np.asarray(self._chunks, dtype=np.int32).reshape(-1, 5))
         write_bm25(self.path / "bm25", self._doc_ids, self._vocab)
         stats = SegmentStats(self.path.name, self._count, len(self._chunks), self._total, kind)
         (self.path / "segment.json").write_text(json.dumps(
