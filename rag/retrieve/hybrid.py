@@ -35,6 +35,8 @@ class HybridRetriever:
     def retrieve(self, question: str, query_vector: np.ndarray | None = None) -> tuple[Passage, ...]:
         """Passages best first, each with the dense score of every one of its sentences."""
         vector = self.embedder.encode_query(question) if query_vector is None else query_vector
+        if not isinstance(self.index, Index):
+            return self._by_chunk_id(question, vector)
         rows, scores = self.index.dense_search(vector, self.top_k * self.dense_per_chunk)
         dense_rank: dict[int, int] = {}
         for row in rows:
@@ -66,4 +68,31 @@ class HybridRetriever:
                     sentence_scores=tuple(float(s) for s in sentence_scores),
                 )
             )
+        return tuple(passages)
+
+    def _by_chunk_id(self, question: str, vector: np.ndarray) -> tuple[Passage, ...]:
+        """The same fusion through the SearchIndex protocol only (chunk ids; the postgres backend).
+
+        Ties are broken by dense rank, then lexical rank, where the local path breaks them by chunk row. A chunk
+        that a concurrent build replaced between the search and the read is skipped, not an error."""
+        dense = self.index.dense_search(vector, self.top_k * self.dense_per_chunk)
+        lexical = self.index.lexical_search(terms(question), self.top_k * 4)
+        order: dict[str, int] = {}
+        fused: dict[str, float] = {}
+        for hits in (dense, lexical):
+            for rank, hit in enumerate(hits):
+                order.setdefault(hit.chunk_id, len(order))
+                fused[hit.chunk_id] = fused.get(hit.chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+        ordered = sorted(fused.items(), key=lambda item: (-item[1], order[item[0]]))
+        keep = {h.chunk_id for h in dense[:GUARANTEED]} | {h.chunk_id for h in lexical[:GUARANTEED]}
+        chosen = [item for item in ordered if item[0] in keep]
+        chosen += [item for item in ordered if item[0] not in keep][: max(0, self.top_k - len(chosen))]
+        best = sorted(chosen, key=lambda item: (-item[1], order[item[0]]))[: max(self.top_k, len(keep))]
+        passages = []
+        for chunk_id, score in best:
+            try:
+                found = self.index.passage(chunk_id, vector)
+            except KeyError:
+                continue
+            passages.append(Passage(found.chunk, found.title, float(score), len(passages) + 1, found.sentence_scores))
         return tuple(passages)
