@@ -73,21 +73,19 @@ class HybridRetriever:
     def _by_chunk_id(self, question: str, vector: np.ndarray) -> tuple[Passage, ...]:
         """The same fusion through the SearchIndex protocol only (chunk ids; the postgres backend).
 
-        Ties are broken by dense rank, then lexical rank, where the local path breaks them by chunk row. A chunk
+        Ties are broken by article id, then chunk start (the local path's chunk-row order after a full build). A chunk
         that a concurrent build replaced between the search and the read is skipped, not an error."""
         dense = self.index.dense_search(vector, self.top_k * self.dense_per_chunk)
         lexical = self.index.lexical_search(terms(question), self.top_k * 4)
-        order: dict[str, int] = {}
         fused: dict[str, float] = {}
         for hits in (dense, lexical):
             for rank, hit in enumerate(hits):
-                order.setdefault(hit.chunk_id, len(order))
                 fused[hit.chunk_id] = fused.get(hit.chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
-        ordered = sorted(fused.items(), key=lambda item: (-item[1], order[item[0]]))
+        ordered = sorted(fused.items(), key=lambda item: (-item[1], _place(item[0])))
         keep = {h.chunk_id for h in dense[:GUARANTEED]} | {h.chunk_id for h in lexical[:GUARANTEED]}
         chosen = [item for item in ordered if item[0] in keep]
         chosen += [item for item in ordered if item[0] not in keep][: max(0, self.top_k - len(chosen))]
-        best = sorted(chosen, key=lambda item: (-item[1], order[item[0]]))[: max(self.top_k, len(keep))]
+        best = sorted(chosen, key=lambda item: (-item[1], _place(item[0])))[: max(self.top_k, len(keep))]
         passages = []
         for chunk_id, score in best:
             try:
@@ -96,3 +94,10 @@ class HybridRetriever:
                 continue
             passages.append(Passage(found.chunk, found.title, float(score), len(passages) + 1, found.sentence_scores))
         return tuple(passages)
+
+
+def _place(chunk_id: str) -> tuple[str, int]:
+    """(article id, chunk start) from a chunk id "article:start-end": a tie-break every backend agrees on."""
+    article_id, _, span = chunk_id.rpartition(":")
+    start = span.split("-", 1)[0]
+    return article_id, int(start) if start.isdigit() else -1
