@@ -133,17 +133,26 @@ def index() -> None:
 @articles_option
 @index_option
 @click.option("--rebuild", is_flag=True, help="Re-embed everything instead of only new or changed articles.")
+@click.option("--ray", "ray_address", metavar="auto|HOST:PORT", help="Embed on this Ray cluster (the ray extra).")
 @click.pass_context
-def index_build(ctx: click.Context, articles_dir: Path | None, index_dir: Path | None, rebuild: bool) -> None:
+def index_build(ctx: click.Context, articles_dir: Path | None, index_dir: Path | None, rebuild: bool,
+                ray_address: str | None) -> None:
     """Build index/ from the articles; a re-run embeds only new or changed articles."""
     from rag.index.factory import build_search_index
 
     settings = settings_for(ctx, articles_dir=articles_dir, index_dir=index_dir)
+    encoder = None
+    if ray_address is not None:
+        from rag.index.ray_embed import RayEncoder
+
+        encoder = RayEncoder(ray_address, settings.embed_model, settings.embed_batch_size)
     update, close = _progress_bar()
     try:
-        report = build_search_index(settings, progress=update, rebuild=rebuild)
+        report = build_search_index(settings, encoder, progress=update, rebuild=rebuild)
     finally:
         close()
+        if encoder is not None:
+            encoder.close()
     for skipped in report.skipped:
         click.echo(f"warning: skipped {skipped.path}: {skipped.reason}", err=True)
     if report.unchanged:
