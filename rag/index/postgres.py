@@ -81,6 +81,12 @@ class PostgresIndex:
             raise IndexMissingError(f"the index tables are gone from {safe_url(self.url)}; rebuild it with: "
                                     "rag index build --rebuild") from None
 
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """rag_meta as it is now: what built the index, its counts and build time (the local index's manifest keys)."""
+        with self._conn() as conn:
+            return {k: v for k, v in conn.execute("SELECT key, value FROM rag_meta")}
+
     def _counts(self, conn) -> dict[str, int]:
         return conn.execute("SELECT value FROM rag_meta WHERE key = 'counts'").fetchone()[0]
 
