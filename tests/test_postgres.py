@@ -29,19 +29,24 @@ from rag.pipeline import Assistant
 from rag.protocols import SearchIndex
 from rag.text import terms
 from tests.conftest import BUNDLED, DEV_QUESTIONS, make_settings
-from tests.pg_support import fresh_database, pg_server  # noqa: F401  (the session fixture)
+from tests.pg_support import CachingEncoder, fresh_database, pg_server  # noqa: F401  (the session fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def pg_bundled(pg_server, tmp_path_factory, embedder):  # noqa: F811
+def cached(embedder) -> CachingEncoder:
+    return CachingEncoder(embedder)
+
+
+@pytest.fixture(scope="module")
+def pg_bundled(pg_server, tmp_path_factory, cached):  # noqa: F811
     """The bundled articles built into a fresh database; the settings."""
     root = tmp_path_factory.mktemp("pg_bundled")
     shutil.copytree(BUNDLED, root / "articles")
     settings = make_settings(root / "articles", root / "index", index_backend="postgres",
                              database_url=fresh_database(pg_server))
-    build_search_index(settings, embedder)
+    build_search_index(settings, cached)
     return settings
 
 
@@ -120,15 +125,15 @@ def test_same_answers_as_the_local_index_on_the_dev_questions(pg_bundled, assist
         pg.close()
 
 
-def test_incremental_change_delete_add(tmp_path, pg_server, embedder):  # noqa: F811
+def test_incremental_change_delete_add(tmp_path, pg_server, cached):  # noqa: F811
     settings = _copy(tmp_path, pg_server)
-    first = build_search_index(settings, embedder)
+    first = build_search_index(settings, cached)
     files = sorted((tmp_path / "articles").iterdir())
     changed, gone = files[0], files[1]
     changed.write_text(changed.read_text() + "\nThe harbour master counted 4242 herons on Tuesday.\n")
     gone.unlink()
     (tmp_path / "articles" / "new.txt").write_text("Lighthouse keepers strike\n\nThe keepers of the lighthouse went on strike.\n")
-    report = build_search_index(settings, embedder)
+    report = build_search_index(settings, cached)
     assert report.changed == (changed.name,) and report.removed == (gone.name,) and report.added == ("new.txt",)
     assert 0 < report.embedded < first.embedded
     index = PostgresIndex(settings)
@@ -141,7 +146,7 @@ def test_incremental_change_delete_add(tmp_path, pg_server, embedder):  # noqa: 
     finally:
         index.close()
     _consistent(settings)
-    assert build_search_index(settings, embedder).unchanged
+    assert build_search_index(settings, cached).unchanged
 
 
 _KILLABLE = """
@@ -178,14 +183,14 @@ def test_a_build_killed_with_sigkill_resumes_and_loses_nothing(tmp_path, pg_serv
         conn.close()
     assert 1 <= after_kill < 5
     _consistent(settings)  # what was committed is whole
-    report = build_search_index(settings, embedder)
+    report = build_search_index(settings, cached)
     assert report.articles == 5 and len(report.added) == 5 - after_kill
     assert 0 < report.embedded < report.sentences  # the committed batches were not embedded again
     counts = _consistent(settings)
     assert counts["articles"] == 5
 
 
-def test_readers_never_see_a_half_written_article(tmp_path, pg_server, embedder, monkeypatch):  # noqa: F811
+def test_readers_never_see_a_half_written_article(tmp_path, pg_server, cached, monkeypatch):  # noqa: F811
     import rag.index.postgres_build as pb
 
     monkeypatch.setattr(pb, "BATCH_SENTENCES", 10)
@@ -194,7 +199,7 @@ def test_readers_never_see_a_half_written_article(tmp_path, pg_server, embedder,
 
     def run() -> None:
         try:
-            build_search_index(settings, embedder)
+            build_search_index(settings, cached)
         except BaseException as exc:  # reported by the assertion below
             errors.append(exc)
 
@@ -276,3 +281,34 @@ def test_cli_reports_a_down_database_in_one_line(tmp_path):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "cannot connect to the index database" in lines[0], result.stderr
     assert "Traceback" not in result.stderr and "secret" not in result.stderr
+
+
+def test_sharded_over_three_servers_builds_and_answers_like_one_database(pg_bundled, cached, tmp_path):
+    """bench/shards.py's layout: a coordinator and two shards, partitions as postgres_fdw foreign tables."""
+    from bench.shards import create_sharded, rows_per_shard
+
+    shutil.copytree(BUNDLED, tmp_path / "articles")
+    base = make_settings(tmp_path / "articles", tmp_path / "index")
+    setup, settings = create_sharded(base, cached.dimension, shards=2)
+    try:
+        report = build_search_index(settings, cached)
+        assert report.articles == 5
+        shares = rows_per_shard(setup)
+        assert sum(s["articles"] for s in shares) == 5 and all(s["articles"] for s in shares)
+        assert sum(s["sentences"] for s in shares) == report.sentences
+        one, sharded = Assistant.from_settings(pg_bundled, encoder=cached), Assistant.from_settings(settings, encoder=cached)
+        try:
+            for line in DEV_QUESTIONS.read_text().splitlines()[:6]:
+                question = json.loads(line)["question"]
+                want, got = one.ask(question), sharded.ask(question)
+                assert (got.text, got.quotes) == (want.text, want.quotes), question
+        finally:
+            one.close()
+            sharded.close()
+        gone = sorted((tmp_path / "articles").iterdir())[0]
+        gone.unlink()
+        assert build_search_index(settings, cached).removed == (gone.name,)
+        assert sum(s["articles"] for s in rows_per_shard(setup)) == 4
+        _consistent(settings)
+    finally:
+        setup.stop()
