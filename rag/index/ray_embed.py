@@ -33,8 +33,11 @@ class _Worker:
         self.embedder = Embedder(model, batch_size)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        import ray
+
         vectors = self.embedder.encode_documents(list(batch["text"]))
-        return {"i": batch["i"], "vector": list(vectors)}
+        node = ray.get_runtime_context().get_node_id()
+        return {"i": batch["i"], "vector": list(vectors), "node": [node] * len(vectors)}
 
 
 class RayEncoder:
@@ -48,6 +51,7 @@ class RayEncoder:
         self.batch_size = batch_size
         self.workers = workers
         self._started = False
+        self.nodes: dict[str, int] = {}  # node id -> texts it embedded, over this encoder's calls
 
     def _connect(self) -> Any:
         loopback = self.address.split(":")[0] in ("127.0.0.1", "localhost")
@@ -97,14 +101,19 @@ class RayEncoder:
         workers = self.cluster_workers()
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # the build shows its own progress
+        # batches no larger than an even share per worker: Ray Data joins blocks up to batch_size rows, so one
+        # batch of ROWS_PER_TASK would hand a small call's every text to a single worker
+        rows = max(1, min(ROWS_PER_TASK, -(-len(texts) // workers)))
         ds = ray.data.from_items([{"i": i, "text": t} for i, t in enumerate(texts)],
-                                 override_num_blocks=max(workers, min(len(texts) // ROWS_PER_TASK + 1, 4 * workers)))
+                                 override_num_blocks=-(-len(texts) // rows))
         embedded = ds.map_batches(_Worker, fn_constructor_kwargs={"model": self.local.name, "batch_size": self.batch_size},
-                                  batch_size=ROWS_PER_TASK, concurrency=workers, num_cpus=1, batch_format="numpy")
+                                  batch_size=rows, concurrency=workers, num_cpus=1, batch_format="numpy")
         out = np.zeros((len(texts), dim), dtype=np.float32)
         try:
             for batch in embedded.iter_batches(batch_size=ROWS_PER_TASK, batch_format="numpy"):
                 out[np.asarray(batch["i"], dtype=np.int64)] = np.stack(batch["vector"]).astype(np.float32)
+                for node in batch["node"]:
+                    self.nodes[str(node)] = self.nodes.get(str(node), 0) + 1
                 if progress:
                     progress(len(batch["i"]))
         except Exception as exc:  # a worker that cannot load the model, a lost node: one line
