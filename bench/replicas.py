@@ -63,6 +63,7 @@ def main() -> int:
             print(f"replicas up: {a} {b}", flush=True)
             stop_building = threading.Event()
             builds: list[str] = []
+            began = time.perf_counter()
 
             def keep_building() -> None:
                 extra = sorted((ROOT / "tests" / "data" / "harbour").iterdir())
@@ -70,9 +71,11 @@ def main() -> int:
                     for path in extra:  # add them, then remove them, one build each
                         shutil.copy(path, work / "articles" / f"zz_{path.name}")
                     for _ in range(2):
+                        at = time.perf_counter() - began
                         out = subprocess.run([sys.executable, "-c", _BUILD, str(work / "articles"), url], capture_output=True,
                                              text=True, cwd=work, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
-                        builds.append(out.stdout.strip() if out.returncode == 0 else f"failed: {out.stderr[-300:]}")
+                        result = out.stdout.strip() if out.returncode == 0 else f"failed: {out.stderr[-300:]}"
+                        builds.append(f"+{at:.0f}..{time.perf_counter() - began:.0f} s: {result}")
                         for path in extra:
                             (work / "articles" / f"zz_{path.name}").unlink(missing_ok=True)
                         if stop_building.is_set():
@@ -81,16 +84,18 @@ def main() -> int:
             builder = threading.Thread(target=keep_building, daemon=True)
             builder.start()
             time.sleep(1)
-            began = time.perf_counter()
+            load_at = time.perf_counter() - began
             load = subprocess.run([sys.executable, str(ROOT / "bench" / "load.py"), "--url", a, "--url", b, "--users",
                                    str(args.users), "--rounds", str(args.rounds), "--max-seconds", str(args.max_seconds)],
                                   text=True, capture_output=True)
+            load_end = time.perf_counter() - began
             stop_building.set()
             builder.join(timeout=600)
             print(load.stdout.strip())
             if load.returncode and load.stderr:
                 print(load.stderr[-2000:])
-            print(f"builds finished during the {time.perf_counter() - began:.0f} s of load (added, removed): {builds}")
+            print(f"load.py ran from +{load_at:.0f} to +{load_end:.0f} s; builds (start..end: articles added, removed), "
+                  f"each batch of 8 sentences its own transaction: {builds}")
         return load.returncode
     finally:
         stop(server.data_dir, remove=True)
