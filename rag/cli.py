@@ -96,7 +96,8 @@ def open_assistant(settings: Settings):  # -> Assistant
     from rag.pipeline import Assistant
 
     def building(reason: str) -> None:
-        click.echo(f"Building the index in {settings.index_dir} ({reason})…", err=True)
+        where = settings.index_dir if settings.index_backend == "local" else "the database"
+        click.echo(f"Building the index in {where} ({reason})…", err=True)
 
     update, close = _progress_bar()
     try:

@@ -11,6 +11,7 @@ how texts are padded into batches, ~1e-7). Rows carry their position, and result
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -67,6 +68,7 @@ class RayEncoder:
         if loopback:
             ray_constants.ENABLE_RAY_CLUSTER = False
         if not ray.is_initialized():
+            self._reachable()
             extra = {"_node_ip_address": "127.0.0.1"} if loopback else {}
             try:
                 ray.init(address=self.address, logging_level="ERROR", log_to_driver=False, **extra)
@@ -75,6 +77,18 @@ class RayEncoder:
                                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
             self._started = True
         return ray
+
+    def _reachable(self) -> None:
+        """Fail fast on a host:port nobody listens on (ray.init would retry for minutes)."""
+        if self.address == "auto":
+            return
+        host, _, port = self.address.rpartition(":")
+        if not host or not port.isdigit():
+            raise RayError(f"--ray wants auto or HOST:PORT, got {self.address!r}")
+        try:
+            socket.create_connection((host, int(port)), timeout=5).close()
+        except OSError as exc:
+            raise RayError(f"cannot connect to the Ray cluster at {self.address}: {exc.strerror or exc}") from None
 
     @property
     def name(self) -> str:
