@@ -176,12 +176,22 @@ def index_info(ctx: click.Context, index_dir: Path | None, as_json: bool) -> Non
     from rag.index.local import index_size, missing_index, read_manifest
 
     settings = settings_for(ctx, index_dir=index_dir)
-    manifest = read_manifest(settings.index_dir)
-    if manifest is None:
-        raise missing_index(settings.index_dir)
-    size = index_size(settings.index_dir)
+    if settings.index_backend == "postgres":
+        from rag.index.postgres import PostgresIndex
+        from rag.index.postgres_schema import safe_url
+
+        pg = PostgresIndex(settings)
+        try:
+            manifest, size, where = pg.manifest, pg.size_bytes(), safe_url(settings.database_url)
+        finally:
+            pg.close()
+    else:
+        manifest = read_manifest(settings.index_dir)
+        if manifest is None:
+            raise missing_index(settings.index_dir)
+        size, where = index_size(settings.index_dir), str(settings.index_dir)
     info = {
-        "path": str(settings.index_dir),
+        "path": where,
         "articles_dir": manifest.get("articles_dir"),
         **manifest.get("counts", {}),
         "model": manifest.get("model"),

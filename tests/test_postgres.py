@@ -312,3 +312,19 @@ def test_sharded_over_three_servers_builds_and_answers_like_one_database(pg_bund
         _consistent(settings)
     finally:
         setup.stop()
+
+
+def test_cli_index_info_and_build_on_postgres(pg_bundled):
+    from click.testing import CliRunner
+
+    from rag.cli import main
+
+    env = {"RAG_INDEX_BACKEND": "postgres", "RAG_DATABASE_URL": pg_bundled.database_url,
+           "RAG_ARTICLES_DIR": str(pg_bundled.articles_dir)}
+    result = CliRunner().invoke(main, ["index", "info", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    assert info["articles"] == 5 and info["model"] == pg_bundled.embed_model and info["size_bytes"] > 0
+    assert "***" in info["path"] and "rag-local" not in result.output
+    result = CliRunner().invoke(main, ["index", "build"], env=env)
+    assert result.exit_code == 0 and "up to date" in result.output, result.output
