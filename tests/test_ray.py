@@ -56,6 +56,7 @@ def test_two_node_cluster_embeds_like_one_process_and_builds_the_same_index(ray_
         report = build_search_index(settings, encoder)
         assert report.embedded == report.sentences > 100
         assert len(encoder.nodes) == 2 and sum(encoder.nodes.values()) == report.sentences  # both nodes embedded
+        print("texts embedded per node:", sorted(encoder.nodes.values()))
     finally:
         encoder.close()
     ours, plain = open_search_index(settings), open_search_index(bundled_settings)

@@ -41,6 +41,9 @@ from rag.protocols import Hit
 from rag.text import bm25_idf
 from rag.types import Article, ArticleHeader, Chunk, Passage
 
+# the chunk row and its sentences read in one snapshot, so a batch committed between the two statements
+# cannot pair an old chunk with a new version's sentences
+_ONE_SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
 EF_SEARCH_MIN = 100  # HNSW candidate list; at least this, and 4x the results asked for
 
 
@@ -179,7 +182,8 @@ class PostgresIndex:
         return Chunk(chunk_id, article_id, text, start, stop), title, [first, last]
 
     def chunk(self, chunk_id: str) -> Chunk:
-        with self._conn() as conn:
+        with self._conn() as conn, conn.transaction():
+            conn.execute(_ONE_SNAPSHOT)
             got = self._chunk_rows(conn, chunk_id)
             if got is None:
                 raise KeyError(chunk_id)
@@ -191,7 +195,8 @@ class PostgresIndex:
     def passage(self, chunk_id: str, vector: np.ndarray) -> Passage:
         """The chunk, its article's title and `vector`'s similarity to each of its sentences (score, rank 0)."""
         q = np.asarray(vector, dtype=np.float32)
-        with self._conn() as conn, conn.transaction():  # one snapshot: the chunk and its sentences agree
+        with self._conn() as conn, conn.transaction():
+            conn.execute(_ONE_SNAPSHOT)
             got = self._chunk_rows(conn, chunk_id)
             if got is None:
                 raise KeyError(chunk_id)

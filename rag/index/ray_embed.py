@@ -115,13 +115,15 @@ class RayEncoder:
         workers = self.cluster_workers()
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # the build shows its own progress
-        # batches no larger than an even share per worker: Ray Data joins blocks up to batch_size rows, so one
-        # batch of ROWS_PER_TASK would hand a small call's every text to a single worker
-        rows = max(1, min(ROWS_PER_TASK, -(-len(texts) // workers)))
+        # Small batches (about four per worker) and one task in flight per actor: Ray Data joins blocks up to
+        # batch_size rows and queues several tasks on the first actor that is ready, which would hand a small
+        # call's every text to one worker while the other is still loading its model.
+        rows = max(1, min(ROWS_PER_TASK, -(-len(texts) // (4 * workers))))
         ds = ray.data.from_items([{"i": i, "text": t} for i, t in enumerate(texts)],
                                  override_num_blocks=-(-len(texts) // rows))
+        pool = ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=1)
         embedded = ds.map_batches(_Worker, fn_constructor_kwargs={"model": self.local.name, "batch_size": self.batch_size},
-                                  batch_size=rows, concurrency=workers, num_cpus=1, batch_format="numpy")
+                                  batch_size=rows, compute=pool, num_cpus=1, batch_format="numpy")
         out = np.zeros((len(texts), dim), dtype=np.float32)
         try:
             for batch in embedded.iter_batches(batch_size=ROWS_PER_TASK, batch_format="numpy"):
