@@ -2,9 +2,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= app,dev,llm
+EXTRAS ?= app,dev,llm,postgres,ray
 
-.PHONY: install chat test screenshots lint clean
+.PHONY: install chat test screenshots lint clean db db-stop
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,14 @@ chat: install
 # PNGs of the chat and the widget from a real headless Chromium run, in screenshots/.
 screenshots: install
 	RAG_SCREENSHOTS=screenshots $(BIN)/python -m pytest -q tests/test_app_web.py -k "chat or widget or markup"
+
+# A local PostgreSQL 18 + pgvector server in .db/ on 127.0.0.1 (DB_PORT, default 5432); prints RAG_DATABASE_URL.
+DB_PORT ?= 5432
+db: install
+	@$(BIN)/python -m rag.index.postgres_server start --dir .db --port $(DB_PORT)
+
+db-stop:
+	$(BIN)/python -m rag.index.postgres_server stop --dir .db
 
 test: install
 	$(BIN)/ruff check rag app tests

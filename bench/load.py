@@ -7,6 +7,7 @@ single user gets for the same question (timings aside). Bounded: at most users*r
 
     python bench/load.py                       # 20 users x 3 rounds
     python bench/load.py --url http://127.0.0.1:7860 --users 20 --rounds 5
+    python bench/load.py --url http://127.0.0.1:7861 --url http://127.0.0.1:7862   # replicas: users spread over them
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ def _strip(data: dict) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", help="an already running server; default: start one")
+    parser.add_argument("--url", action="append", help="an already running server (repeat for replicas: users are "
+                        "spread over them and every reply is checked against the first one's); default: start one")
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3, help="questions per user")
     parser.add_argument("--max-seconds", type=float, default=120)
@@ -47,7 +49,8 @@ def main() -> int:
     questions = [json.loads(line)["question"] for line in DEV.read_text().splitlines() if line.strip()]
 
     with ExitStack() as stack:
-        url = args.url
+        urls = args.url or []
+        url = urls[0] if urls else None
         if url is None:
             work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rag-load-")))
             index = args.index or work / "index"
@@ -55,6 +58,12 @@ def main() -> int:
             url = stack.enter_context(rag_server(ROOT / "articles", index, work, "load"))
         client = stack.enter_context(httpx.Client(base_url=url, timeout=60))
         expected = {q: _strip(client.post("/api/ask", json={"question": q}).json()) for q in questions}
+        replica_differ = 0
+        for other in urls[1:]:
+            with httpx.Client(base_url=other, timeout=60) as replica:
+                differ = [q for q in questions if _strip(replica.post("/api/ask", json={"question": q}).json()) != expected[q]]
+            print(f"replica {other}: {len(questions) - len(differ)}/{len(questions)} answers equal to {url}'s")
+            replica_differ += len(differ)
         single = []
         for q in questions:
             started = time.perf_counter()
@@ -66,7 +75,7 @@ def main() -> int:
 
         def user(index: int) -> list[tuple[float, bool]]:
             out = []
-            with httpx.Client(base_url=url, timeout=60) as own:
+            with httpx.Client(base_url=(urls or [url])[index % max(1, len(urls))], timeout=60) as own:
                 for q in jobs[index * args.rounds : (index + 1) * args.rounds]:
                     if time.monotonic() > deadline:
                         break
@@ -89,7 +98,7 @@ def main() -> int:
     print(f"{args.users} concurrent users x {args.rounds} questions: {len(results)} requests in {wall:.1f} s "
           f"({len(results) / wall:.1f} req/s); latency p50 {statistics.median(latencies):.0f} ms, "
           f"p95 {p95:.0f} ms, max {latencies[-1]:.0f} ms; wrong or failed answers: {wrong}")
-    return 1 if wrong or len(results) < len(jobs) else 0
+    return 1 if wrong or replica_differ or len(results) < len(jobs) else 0
 
 
 if __name__ == "__main__":

@@ -49,5 +49,11 @@ class HybridRetriever:
         lexical = self.index.lexical_search(terms(question), self.top_k * 4)
         fused = self.fusion.fuse([[h.chunk_id for h in dense], [h.chunk_id for h in lexical]], self.top_k,
                                  order=_corpus_order)
-        return tuple(dataclasses.replace(self.index.passage(f.id, vector), score=f.score, rank=rank)
-                     for rank, f in enumerate(fused, start=1))
+        passages: list[Passage] = []
+        for f in fused:
+            try:
+                found = self.index.passage(f.id, vector)
+            except KeyError:  # a build running beside a shared index replaced this chunk since the search: skip it
+                continue
+            passages.append(dataclasses.replace(found, score=f.score, rank=len(passages) + 1))
+        return tuple(passages)
