@@ -3,18 +3,19 @@
 - `Embedder` (rag.embed.sentence): sentence-transformers on torch; builds the index, and encodes questions
   when `query_encoder = "torch"`.
 - `OnnxQueryEncoder` (rag.embed.onnx): the same model's questions through ONNX Runtime, no torch (the default:
-  a cold `rag ask` no longer pays for importing torch); its documents go to the torch encoder.
+  a cold `rag ask` no longer pays for importing torch); its documents go to the torch encoder. The ONNX
+  file is exported once from the same model (rag.embed.export).
 - rag.embed.heavy: torch and spaCy imports, kept off the question path.
 """
 
 from __future__ import annotations
 
 from rag.config import Settings
-from rag.embed.onnx import OnnxQueryEncoder, find_onnx_model
+from rag.embed.onnx import OnnxQueryEncoder
 from rag.embed.sentence import Embedder, _set_threads, resolve_model
 from rag.protocols import Encoder
 
-__all__ = ["Embedder", "OnnxQueryEncoder", "_set_threads", "encoder_for", "find_onnx_model", "resolve_model"]
+__all__ = ["Embedder", "OnnxQueryEncoder", "_set_threads", "encoder_for", "resolve_model"]
 
 
 def encoder_for(settings: Settings) -> Encoder:
