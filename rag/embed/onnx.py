@@ -11,6 +11,7 @@ a question is never compared with another model's vectors.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Sequence
 
@@ -61,8 +62,11 @@ def run_session(exported: OnnxExport, text: str) -> np.ndarray:
 class OnnxQueryEncoder:
     """Questions through ONNX Runtime (one thread per call, calls run in parallel); documents through `documents`."""
 
+    CACHE = 4096  # question vectors kept: the chat's example questions and re-asked questions cost nothing
+
     def __init__(self, documents: Encoder) -> None:
         self.documents = documents
+        self._cached = functools.lru_cache(maxsize=self.CACHE)(self._encode)  # lru_cache is thread-safe
         self._session: _Session | None = None
         self._export: OnnxExport | None = None
         self._lock = threading.Lock()
@@ -94,9 +98,14 @@ class OnnxQueryEncoder:
         self._load()
 
     def encode_query(self, text: str) -> np.ndarray:
-        """One unit-length float32 vector, pooled and normalized inside the graph as sentence-transformers does."""
-        session = self._session or self._load()
-        return session.encode(text)
+        """One unit-length float32 vector, pooled and normalized inside the graph as sentence-transformers does.
+        Read-only: the same array may be handed to every caller that asks the same question."""
+        return self._cached(text)
+
+    def _encode(self, text: str) -> np.ndarray:
+        vector = (self._session or self._load()).encode(text)
+        vector.flags.writeable = False
+        return vector
 
     def encode_documents(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         """The documents encoder's vectors (the torch model): the index keeps one model's document vectors."""
