@@ -91,3 +91,16 @@ def test_a_question_imports_neither_torch_nor_transformers(bundled_settings: Set
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().endswith("[]"), out.stdout
     assert "Kim Jong" in out.stdout
+
+
+def test_spacy_fast_load_tokenizes_and_tags_as_the_stored_pipeline() -> None:
+    """The fast load (tokenizer from the language's rules, not re-read from disk) is the stored pipeline's."""
+    from rag.embed.heavy import SPACY_EXCLUDE, import_spacy_model, load_spacy_pipeline
+
+    fast, stored = load_spacy_pipeline(), import_spacy_model().load(exclude=list(SPACY_EXCLUDE))
+    assert fast.pipe_names == stored.pipe_names == ["tok2vec", "tagger", "attribute_ruler", "ner"]
+    assert fast.tokenizer.to_bytes() == stored.tokenizer.to_bytes()
+    text = "Maj Gen Pat Ryder said approximately 30 soldiers, incl. U.S.-trained units, reached Kursk at 5 a.m."
+    a, b = fast(text), stored(text)
+    assert [(t.text, t.pos_) for t in a] == [(t.text, t.pos_) for t in b]
+    assert [(e.text, e.label_) for e in a.ents] == [(e.text, e.label_) for e in b.ents]

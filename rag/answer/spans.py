@@ -65,14 +65,15 @@ _load_lock = threading.Lock()
 
 
 def _nlp():  # -> spacy Language
-    """The pipeline, loaded once even when several threads ask at once, imported without torch (rag.embed.heavy)."""
+    """The pipeline, loaded once even when several threads ask at once (rag.embed.heavy.load_spacy_pipeline:
+    imported without torch, the tokenizer built once instead of twice)."""
     global _pipeline
     if _pipeline is None:
         with _load_lock:
             if _pipeline is None:
-                from rag.embed.heavy import import_spacy_model
+                from rag.embed.heavy import load_spacy_pipeline
 
-                _pipeline = import_spacy_model().load(exclude=["parser", "lemmatizer", "senter"])
+                _pipeline = load_spacy_pipeline()
     return _pipeline
 
 

