@@ -110,7 +110,7 @@ def main() -> None:
             asked = [q for q, _, _ in questions(args.synthetic, 200)]
             results.append(compare_corpus(f"synthetic {args.synthetic} (bench/corpus.py)", folder, asked,
                                           torch_encoder, onnx_encoder))
-    out = {"machine": machine(), "onnx_model": str(onnx_encoder.export.folder), "results": results}
+    out = {"machine": machine(), "onnx_model": f"float32 export {onnx_encoder.export.folder.name} (rag.embed.export)", "results": results}
     path = ROOT / "bench" / "results" / "query-encoder.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=1) + "\n")
