@@ -258,5 +258,5 @@ def build_ui(service: Service, base: str = "", compact: bool = False) -> gr.Bloc
                 """Answer a question; the same JSON as POST /api/ask and `rag ask --json`."""
                 return _api_ask(service, question, history, mode)
 
-            gr.api(ask_api, api_name="ask")
+            gr.api(ask_api, api_name="ask", concurrency_limit=None)
     return blocks

@@ -1,11 +1,13 @@
 """The one loaded `Assistant` that every handler of the app shares.
 
-Questions are answered concurrently: the parts that are not documented as thread-safe guard themselves (the
-embedder, the index segments and spaCy each hold their own lock), so one slow language-model answer never
-makes another user's extractive answer wait behind it.
+Questions are answered concurrently, one request thread each: the answer path is safe to run from several
+threads at once (tests/test_concurrency.py compares every concurrent answer with the single-threaded one).
+The question encoder runs one thread per question, so parallel requests use the machine's cores; the parts
+that are not thread-safe keep their own short locks (spaCy, a segment's SQLite connection and BM25 scorer),
+and the language-model reader has its own lock, so one slow model answer never holds up extractive answers.
 
-A streamed answer is produced by a worker thread that hands each step over a queue: a page closed mid-answer
-then leaves no half-read generator holding a lock inside the library.
+A streamed answer is produced by a worker thread that hands each step over a queue: a page closed
+mid-answer then cannot leave a half-read generator holding the model's lock.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ BUNDLED_EXAMPLES = (
 
 
 class Service:
-    """Thread-safe access to the assistant plus what the pages show about the corpus."""
+    """Concurrent access to the assistant plus what the pages show about the corpus."""
 
     def __init__(self, assistant: Assistant, settings: Settings) -> None:
         self.assistant = assistant
