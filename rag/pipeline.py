@@ -60,8 +60,9 @@ class Assistant:
     @classmethod
     def from_settings(cls, settings: Settings, *, encoder: Encoder | None = None, progress: Progress | None = None,
                       on_build: Callable[[str], None] | None = None) -> Assistant:
-        """The usual parts for `settings`: the local index (built first when missing or stale), the sentence-
-        transformers encoder, hybrid retrieval and the rule reader; the llm reader is loaded on first use."""
+        """The usual parts for `settings`: the local index (built first when missing or stale), the encoder
+        `query_encoder` picks (rag.embed.encoder_for: ONNX questions, torch documents), hybrid retrieval and the
+        rule reader; the llm reader is loaded on first use."""
         # spaCy reads every question, the encoder every question: load both while the index opens.
         _in_background(warm_up)
         encoder = encoder or encoder_for(settings)
