@@ -171,7 +171,7 @@ def _check(exported: OnnxExport, st) -> float:  # noqa: ANN001  (SentenceTransfo
     they disagree (a wrong export must never be kept)."""
     import numpy as np
 
-    from rag.embed.onnx import run_session
+    from rag.embed.session import run_session
 
     want = st.encode(list(_PROBES), normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
     got = np.stack([run_session(exported, text) for text in _PROBES])

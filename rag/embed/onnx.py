@@ -18,45 +18,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from rag.embed.export import OnnxExport, ensure_export, load_export
-from rag.errors import EmbeddingModelError
+from rag.embed.session import OnnxSession
 from rag.protocols import Encoder
-
-
-class _Session:
-    """One loaded export. ONNX Runtime's `run` and the Rust tokenizer's `encode` may be called from several
-    threads at once; nothing here changes after loading."""
-
-    def __init__(self, exported: OnnxExport) -> None:
-        try:
-            import onnxruntime as ort
-            from tokenizers import Tokenizer
-
-            self.tokenizer = Tokenizer.from_file(str(exported.tokenizer))
-            self.tokenizer.no_padding()
-            self.tokenizer.enable_truncation(exported.max_length)
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = 1  # one short text: parallel requests use the cores instead
-            options.inter_op_num_threads = 1
-            options.log_severity_level = 3
-            self.session = ort.InferenceSession(str(exported.onnx), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # any failure to load is the same problem for the user
-            raise EmbeddingModelError(
-                f"cannot load the ONNX question encoder {exported.onnx}: {type(exc).__name__}: {exc}".splitlines()[0]
-            ) from None
-
-    def encode(self, text: str) -> np.ndarray:
-        encoding = self.tokenizer.encode(text)
-        feed = {
-            "input_ids": np.array([encoding.ids], dtype=np.int64),
-            "attention_mask": np.array([encoding.attention_mask], dtype=np.int64),
-            "token_type_ids": np.array([encoding.type_ids], dtype=np.int64),
-        }
-        return np.asarray(self.session.run(None, feed)[0][0], dtype=np.float32)
-
-
-def run_session(exported: OnnxExport, text: str) -> np.ndarray:
-    """One text through a fresh session of `exported` (the export's own check uses it)."""
-    return _Session(exported).encode(text)
 
 
 class OnnxQueryEncoder:
@@ -67,7 +30,7 @@ class OnnxQueryEncoder:
     def __init__(self, documents: Encoder) -> None:
         self.documents = documents
         self._cached = functools.lru_cache(maxsize=self.CACHE)(self._encode)  # lru_cache is thread-safe
-        self._session: _Session | None = None
+        self._session: OnnxSession | None = None
         self._export: OnnxExport | None = None
         self._lock = threading.Lock()
 
@@ -86,11 +49,11 @@ class OnnxQueryEncoder:
         self._load()
         return self._export  # type: ignore[return-value]  # set by _load
 
-    def _load(self) -> _Session:
+    def _load(self) -> OnnxSession:
         with self._lock:
             if self._session is None:
                 self._export = ensure_export(self.documents.name)
-                self._session = _Session(self._export)
+                self._session = OnnxSession(self._export)
             return self._session
 
     def warm_up(self) -> None:
