@@ -68,6 +68,8 @@ def _consistent(settings) -> dict[str, int]:
             bad = conn.execute("SELECT count(*) FROM rag_articles a WHERE a.chunks != (SELECT count(*) FROM rag_chunks c "
                                "WHERE c.article_id = a.id) OR a.sentences != (SELECT count(*) FROM rag_sentences s "
                                "WHERE s.article_id = a.id)").fetchone()[0]
+            postings, lexemes = conn.execute("SELECT (SELECT count(*) FROM rag_postings), "
+                                             "(SELECT coalesce(sum(length(terms)), 0) FROM rag_chunks)").fetchone()
             df = dict(conn.execute("SELECT term, df FROM rag_terms").fetchall())
             recount = dict(conn.execute("SELECT w, count(*) FROM rag_chunks, unnest(tsvector_to_array(terms)) w "
                                         "GROUP BY w").fetchall())
@@ -75,7 +77,7 @@ def _consistent(settings) -> dict[str, int]:
         conn.close()
     assert (counts["articles"], counts["chunks"], counts["sentences"], counts["length"]) == tuple(real)
     assert bad == 0
-    assert df == recount
+    assert df == recount and postings == lexemes
     return counts
 
 
