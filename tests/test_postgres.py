@@ -162,7 +162,7 @@ pb.build_postgres(settings, progress=lambda done, total: print(done, total, flus
 """
 
 
-def test_a_build_killed_with_sigkill_resumes_and_loses_nothing(tmp_path, pg_server, embedder):  # noqa: F811
+def test_a_build_killed_with_sigkill_resumes_and_loses_nothing(tmp_path, pg_server, cached):  # noqa: F811
     settings = _copy(tmp_path, pg_server)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-c", _KILLABLE, str(settings.articles_dir), str(settings.index_dir),
