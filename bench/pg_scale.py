@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.build import STANDIN, corpus_dir  # noqa: E402
+from bench.common import STANDIN, corpus_dir  # noqa: E402
 from bench.corpus import questions  # noqa: E402
 from bench.standin import HashEmbedder  # noqa: E402
 
