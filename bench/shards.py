@@ -5,8 +5,8 @@ foreign tables), and the unchanged backend code building and answering against t
     python -m bench.shards                       # 3 servers, the bundled articles, the dev questions
     python -m bench.shards --articles DIR --shards 2 --keep
 
-Layout: each shard holds real tables rag_{articles,chunks,sentences}_pN with their own indexes (primary keys,
-GIN on the terms, HNSW on the vectors); the coordinator holds the partitioned parents (no indexes: a foreign
+Layout: each shard holds real tables rag_{articles,chunks,sentences,postings}_pN with their own indexes (primary keys,
+GIN on the terms, HNSW on the vectors, the postings' term index); the coordinator holds the partitioned parents (no indexes: a foreign
 partition has none), the small tables (rag_meta, rag_files, rag_terms) and the article sequence. All rows of
 one article land on one shard (the same hash of the same article id in the three tables). The chunk terms are
 a tsvector computed by the builder in Python, not a generated column, so they arrive intact on the shards
@@ -52,6 +52,9 @@ def _shard_ddl(i: int, dim: int) -> list[str]:
         f"CREATE TABLE rag_sentences_p{i} (article_id text NOT NULL, ord int NOT NULL, seq bigint NOT NULL, "
         f"start int NOT NULL, stop int NOT NULL, embedding vector({dim}) NOT NULL, PRIMARY KEY (article_id, ord))",
         f"CREATE INDEX ON rag_sentences_p{i} USING hnsw (embedding vector_ip_ops)",
+        f"CREATE TABLE rag_postings_p{i} (article_id text NOT NULL, ord int NOT NULL, term text NOT NULL, tf int NOT NULL, "
+        "length int NOT NULL, chunk_id text NOT NULL, seq bigint NOT NULL, PRIMARY KEY (article_id, ord, term))",
+        f"CREATE INDEX ON rag_postings_p{i} (term) INCLUDE (tf, length, chunk_id, seq, ord)",
     ]
 
 
@@ -61,6 +64,7 @@ _PARENTS = {
     "rag_chunks": ("(article_id text, ord int, id text, seq bigint, start int, stop int, first_sentence int, "
                    "last_sentence int, length int, terms tsvector)", "article_id"),
     "rag_sentences": ("(article_id text, ord int, seq bigint, start int, stop int, embedding vector({dim}))", "article_id"),
+    "rag_postings": ("(article_id text, ord int, term text, tf int, length int, chunk_id text, seq bigint)", "article_id"),
 }
 
 

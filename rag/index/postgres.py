@@ -3,7 +3,7 @@ of app replicas. Building it is rag.index.postgres_build; the schema is rag.inde
 
 Dense search is pgvector's HNSW index (inner product on unit vectors) over sentences, reported per chunk the
 way the local index does (a chunk scores by its best sentence). Lexical search is BM25 computed in SQL from
-the stored term frequencies of our own stemmed terms, with bm25s's formula and constants, so it ranks as the
+the stored term frequencies (rag_postings) of our own stemmed terms, with bm25s's formula and constants, so it ranks as the
 local index's bm25s does; PostgreSQL's `ts_rank` has no IDF and another stemmer and stop list, which would
 change rankings and make the reader's `doc_freq` count other terms than the ones it looks up.
 
@@ -44,7 +44,7 @@ from rag.types import Article, ArticleHeader, Chunk, Passage
 # the chunk row and its sentences read in one snapshot, so a batch committed between the two statements
 # cannot pair an old chunk with a new version's sentences
 _ONE_SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
-EF_SEARCH_MIN = 100  # HNSW candidate list; at least this, and 4x the results asked for
+EF_SEARCH_MIN = 400  # HNSW candidate list: at least this, and 4x the results asked for (recall, see docs/scale.md)
 
 
 class PostgresIndex:
@@ -146,15 +146,12 @@ class PostgresIndex:
                 return ()
             names = sorted(dfs)
             weights = [bm25_idf(dfs[t], n_docs) * counts[t] for t in names]
-            query = " | ".join("'" + t.replace("\\", "\\\\").replace("'", "''") + "'" for t in names)
             avgdl = max(length / n_docs, 1e-9)
             rows = conn.execute(
-                "SELECT c.id, sum(q.w * u.tf / (u.tf + %s * (1 - %s + %s * c.length / %s))) AS s, min(c.seq) AS seq, "
-                "min(c.ord) AS ord FROM rag_chunks c "
-                "CROSS JOIN LATERAL (SELECT lexeme, cardinality(positions) AS tf FROM unnest(c.terms)) u "
-                "JOIN unnest(%s::text[], %s::float8[]) AS q(term, w) ON q.term = u.lexeme "
-                "WHERE c.terms @@ %s::tsquery GROUP BY c.id ORDER BY s DESC, seq, ord LIMIT %s",
-                (K1, B, B, avgdl, names, weights, query, int(k)),
+                "SELECT p.chunk_id, sum(q.w * p.tf / (p.tf + %s * (1 - %s + %s * p.length / %s))) AS s, min(p.seq) AS seq, "
+                "min(p.ord) AS ord FROM unnest(%s::text[], %s::float8[]) AS q(term, w) "
+                "JOIN rag_postings p ON p.term = q.term GROUP BY p.chunk_id ORDER BY s DESC, seq, ord LIMIT %s",
+                (K1, B, B, avgdl, names, weights, int(k)),
             ).fetchall()
         return tuple(Hit(c, float(s)) for c, s, _, _ in rows if s > 0)
 

@@ -160,6 +160,7 @@ def _remove(conn, article_ids: list[str]) -> dict[str, int]:
         for word in words:
             df[word] = df.get(word, 0) - 1
     _apply_df(conn, df)
+    conn.execute("DELETE FROM rag_postings WHERE article_id = ANY(%s)", (article_ids,))
     sentences = conn.execute("DELETE FROM rag_sentences WHERE article_id = ANY(%s)", (article_ids,)).rowcount
     conn.execute("DELETE FROM rag_chunks WHERE article_id = ANY(%s)", (article_ids,))
     articles = conn.execute("DELETE FROM rag_articles WHERE id = ANY(%s)", (article_ids,)).rowcount
@@ -189,18 +190,27 @@ def _insert(conn, items: list[_Pending], vectors: list[np.ndarray]) -> dict[str,
                 a = item.article
                 copy.write_row((a.id, item.fid, seq, a.title, a.path, a.url, a.published_at, a.source, a.text,
                                 item.digest, len(item.chunks), len(item.spans)))
+        postings = []
         with cur.copy("COPY rag_chunks (article_id, ord, id, seq, start, stop, first_sentence, last_sentence, length, "
                       "terms) FROM STDIN") as copy:
             for item, seq in zip(items, seqs, strict=True):
                 a = item.article
                 for ord_, ((start, end, first, last), words) in enumerate(
                         zip(item.chunks, chunk_terms(a, item.chunks), strict=True)):
-                    copy.write_row((a.id, ord_, f"{a.id}:{start}-{end}", seq, start, end, first, last, len(words),
+                    chunk_id = f"{a.id}:{start}-{end}"
+                    copy.write_row((a.id, ord_, chunk_id, seq, start, end, first, last, len(words),
                                     tsvector_literal(words)))
-                    for word in set(words):
+                    tf: dict[str, int] = {}
+                    for word in words:
+                        tf[word] = tf.get(word, 0) + 1
+                    for word, count in tf.items():
                         df[word] = df.get(word, 0) + 1
+                        postings.append((a.id, ord_, word, count, len(words), chunk_id, seq))
                     delta["chunks"] += 1
                     delta["length"] += len(words)
+        with cur.copy("COPY rag_postings (article_id, ord, term, tf, length, chunk_id, seq) FROM STDIN") as copy:
+            for row in postings:
+                copy.write_row(row)
         with cur.copy("COPY rag_sentences (article_id, ord, seq, start, stop, embedding) FROM STDIN") as copy:
             for item, seq, vecs in zip(items, seqs, vectors, strict=True):
                 for ord_, ((start, end), vec) in enumerate(zip(item.spans, vecs, strict=True)):

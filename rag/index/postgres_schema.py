@@ -7,8 +7,10 @@ can be hash-partitioned by article id across servers, see bench/shards.py):
     rag_files      every article file's size, mtime, sha256 and what in it was skipped (the change scan)
     rag_articles   one row per live article: metadata, text, content hash, build order (seq)
     rag_chunks     chunk offsets, their sentence range, and `terms`: a tsvector of *our* stemmed terms
-                   (rag.text.terms) with positions, GIN-indexed, from which BM25 is computed in SQL
+                   (rag.text.terms) with positions, GIN-indexed (full-text matching with @@)
     rag_sentences  sentence offsets and the sentence vector in vector(dim), HNSW-indexed (inner product)
+    rag_postings   one row per (chunk, term): term frequency and chunk length, indexed by term (covering), from
+                   which BM25 is computed in SQL; only the query terms' rows are read
     rag_terms      document frequency of every term (what the reader's IDF weights use)
 The schema version lives in rag_meta; `migrate` applies the steps a database is missing, under an advisory
 lock, in one transaction. A database built by another model, chunking or a newer schema is refused with the
@@ -28,7 +30,7 @@ from rag.index.catalog import REBUILD_HINT
 SCHEMA_VERSION = 1
 LOCK_KEY = 7_261_044  # pg_advisory_lock key held by a build: one writer at a time
 K1, B = 1.5, 0.75  # bm25s's defaults (Lucene variant), so SQL BM25 ranks as the local index does
-TABLES = ("rag_sentences", "rag_chunks", "rag_articles", "rag_terms", "rag_files", "rag_meta")
+TABLES = ("rag_postings", "rag_sentences", "rag_chunks", "rag_articles", "rag_terms", "rag_files", "rag_meta")
 
 
 class DatabaseError(RagError):
@@ -114,6 +116,9 @@ def _v1(dim: int) -> list[str]:
         f"CREATE TABLE rag_sentences (article_id text NOT NULL, ord int NOT NULL, seq bigint NOT NULL, start int NOT NULL, "
         f"stop int NOT NULL, embedding vector({int(dim)}) NOT NULL, PRIMARY KEY (article_id, ord))",
         "CREATE INDEX rag_sentences_hnsw ON rag_sentences USING hnsw (embedding vector_ip_ops)",
+        "CREATE TABLE rag_postings (article_id text NOT NULL, ord int NOT NULL, term text NOT NULL, tf int NOT NULL, "
+        "length int NOT NULL, chunk_id text NOT NULL, seq bigint NOT NULL, PRIMARY KEY (article_id, ord, term))",
+        "CREATE INDEX rag_postings_term ON rag_postings (term) INCLUDE (tf, length, chunk_id, seq, ord)",
         "CREATE TABLE rag_terms (term text PRIMARY KEY, df int NOT NULL)",
         "CREATE SEQUENCE rag_article_seq",
     ]
