@@ -1,7 +1,11 @@
 """Question analysis: validation, the kind of answer expected, the weighted terms to match, follow-ups.
 
-A follow-up ("Who confirmed it?", "Where is it based?") is read together with the earlier turns of the
-same chat: the earlier question's terms join the query at half weight.
+A follow-up is a question that cannot stand alone: a pronoun or demonstrative with nothing in the question
+itself to point at ("Who confirmed it?", "Where is it based?"), an ellipsis ("And how many had arrived?",
+"What about Kyiv?") or a bare fragment ("In front of how many supporters?"). "the", "that" as a relative
+pronoun and "there" are not references. `reading()` says ALONE, FOLLOWUP or DOUBT ("this agency", "they" with
+a plural noun before it); the pipeline reads a doubtful question both ways and lets the index decide. A
+follow-up is read together with the earlier turns it leans on: their terms join the query at lower weight.
 """
 
 from __future__ import annotations
@@ -10,16 +14,22 @@ import re
 import unicodedata
 from collections.abc import Sequence
 
+from rag.answer.config import ReaderConfig
 from rag.answer.kinds import DATE, DESCRIPTION, DURATION, NUMBER, ORG, PERSON, PLACE
-from rag.answer.spans import word_weights
+from rag.answer.spans import tag_words, word_weights
 from rag.errors import QuestionError
 from rag.text import terms, words
 from rag.types import Query
 
-_ANAPHORA = frozenset(
-    "it its it's he him his she her they them their theirs this that these those there then same such "
-    "the latter former".split()
-)
+ALONE, FOLLOWUP, DOUBT = "alone", "followup", "doubt"
+_PERSONAL = frozenset("he him his she her hers himself herself".split())
+_NEUTER = frozenset("it its itself".split())
+_PLURAL = frozenset("they them their theirs themselves".split())
+_DEMONSTRATIVE = frozenset("this that these those".split())
+_LEADING = frozenset("and but also so then plus".split())
+_ELLIPSIS = re.compile(r"^(?:and |but |so )?(?:what|how) about\b|^what else\b|^(?:and |but )?(?:why|how|when|where) (?:so|not)\b"
+                       r"|\b(?:the )?(?:latter|former)\b|\bthe same (?:one|thing|figure|number|day|period)\b", re.IGNORECASE)
+DEFAULT_CONFIG = ReaderConfig()
 _PERSON_NOUNS = r"person|people|official|leader|minister|president|spokes(?:man|woman|person)|commander|general|secretary|chief|head|envoy|ambassador|analyst|expert|journalist|author"
 _PLACE_NOUNS = r"country|countries|region|city|cities|town|village|area|province|oblast|state|place|location|territory|border|capital|nation|front"
 _ORG_NOUNS = r"agency|organi[sz]ation|group|company|think tank|institute|ministry|unit|party|body|newspaper|service|department|council|alliance|outlet|media"
@@ -61,21 +71,69 @@ def answer_type(question: str) -> str:
     return DESCRIPTION
 
 
+def reading(question: str) -> str:
+    """FOLLOWUP when `question` cannot stand alone, DOUBT when it may lean on an earlier turn, else ALONE."""
+    tagged = [t for t in tag_words(question) if t.pos != "PUNCT"]
+    lowered = [t.text.lower() for t in tagged]
+    if not tagged or not terms(question):
+        return FOLLOWUP  # "Why?", "And?"
+    if _ELLIPSIS.search(question.strip()):
+        return FOLLOWUP
+    verdicts = []
+    for i, (token, word) in enumerate(zip(tagged, lowered, strict=True)):
+        before = tagged[:i]
+        if word in _PERSONAL and token.pos == "PRON":
+            named = any(t.tag in ("NNP", "NNPS") for t in before) or any(
+                re.fullmatch(_PERSON_NOUNS, t.text.lower().rstrip("s")) for t in before)
+            verdicts.append(ALONE if named else FOLLOWUP)
+        elif word in _NEUTER and token.pos == "PRON":
+            if any(t.tag in ("NN", "NNP") for t in before):
+                verdicts.append(ALONE)
+            elif i + 1 < len(lowered) and lowered[i + 1] in ("take", "takes", "took", "cost", "costs") or (
+                    i + 2 < len(lowered) and lowered[i + 2] == "to"):
+                verdicts.append(DOUBT)  # "how long will it take to repair the wall": an empty subject
+            else:
+                verdicts.append(FOLLOWUP)
+        elif word in _PLURAL and token.pos == "PRON":
+            plural = any(t.tag in ("NNS", "NNPS", "NNP") for t in before)
+            verdicts.append(DOUBT if plural else FOLLOWUP)
+        elif word in _DEMONSTRATIVE and token.tag == "DT":
+            following = tagged[i + 1] if i + 1 < len(tagged) else None
+            if following is not None and following.pos in ("NOUN", "PROPN", "ADJ", "NUM"):
+                verdicts.append(DOUBT)  # "this agency", "those troops": maybe the earlier one
+            else:
+                verdicts.append(FOLLOWUP)  # "Who said that?", "When did this happen?"
+    if FOLLOWUP in verdicts:
+        return FOLLOWUP
+    has_verb = any(t.pos in ("VERB", "AUX") for t in tagged)
+    if not has_verb:
+        return FOLLOWUP  # a bare fragment: "In front of how many supporters?", "And last year?"
+    how = next((i for i, w in enumerate(lowered[:-2]) if w == "how" and lowered[i + 1] in ("many", "much")), None)
+    if how is not None and tagged[how + 2].pos in ("AUX", "VERB"):
+        return FOLLOWUP  # "And how many had arrived?": what is counted is in the earlier turn
+    if lowered[0] in _LEADING:
+        return FOLLOWUP if len(terms(question)) < 3 else DOUBT
+    return DOUBT if DOUBT in verdicts else ALONE
+
+
 def is_followup(question: str) -> bool:
-    """A question that leans on an earlier turn: it points back with a pronoun or has almost no content."""
-    tokens = words(question)
-    return bool(_ANAPHORA.intersection(tokens)) or len(terms(question)) < 2
+    """A question that cannot stand alone: it leans on an earlier turn of the chat."""
+    return reading(question) == FOLLOWUP
 
 
-def analyse(question: str, history: Sequence[str] = (), max_chars: int = 2000) -> Query:
-    """Validate and analyse `question`; earlier user turns in `history` (oldest first) resolve follow-ups."""
+def analyse(question: str, history: Sequence[str] = (), max_chars: int = 2000, with_history: bool | None = None,
+            config: ReaderConfig = DEFAULT_CONFIG) -> Query:
+    """Validate and analyse `question`; earlier user turns in `history` (oldest first) resolve follow-ups.
+
+    `with_history` forces the reading (True: read with the earlier turns, False: alone); by default a question
+    is read with them only when `reading()` says it cannot stand alone."""
     text = clean_question(question, max_chars)
     earlier = [" ".join(str(turn).split()) for turn in history if isinstance(turn, str) and turn.strip()]
     earlier = [turn[:max_chars] for turn in earlier]
-    followup = bool(earlier) and is_followup(text)
+    followup = bool(earlier) and (is_followup(text) if with_history is None else with_history)
     context = _resolve_chain(earlier) if followup else ""
-    weights = _weighted_terms(_WH_PHRASE.sub(" ", text))
-    context_weights = {t: w for t, w in _weighted_terms(context).items() if t not in weights} if context else {}
+    weights = _weighted_terms(_WH_PHRASE.sub(" ", text), config)
+    context_weights = {t: w for t, w in _weighted_terms(context, config).items() if t not in weights} if context else {}
     resolved = f"{context} {text}".strip() if followup else text
     kind = answer_type(text)
     return Query(
@@ -84,9 +142,9 @@ def analyse(question: str, history: Sequence[str] = (), max_chars: int = 2000) -
     )
 
 
-def _weighted_terms(text: str) -> dict[str, float]:
+def _weighted_terms(text: str, config: ReaderConfig) -> dict[str, float]:
     weights: dict[str, float] = {}
-    for word, weight in word_weights(text):
+    for word, weight in word_weights(text, config.pos_weight):
         for term in terms(word):
             weights[term] = max(weights.get(term, 0.0), weight)
     return weights

@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rag.answer.kinds import DATE, DURATION, NUMBER, ORG, PERSON, PLACE
@@ -33,10 +34,19 @@ _QUAL = (
     r"(?:(?:approximately|about|around|roughly|nearly|almost|over|more than|fewer than|less than|at least|"
     r"at most|up to|some|an estimated|as many as|close to|upwards of|just over|just under|only|exactly)\s+)"
 )
+# A figure keeps its unit: "40 square kilometres", "3 million euros", "140 kilometres per hour", "six times".
+_UNIT = (
+    r"(?:(?:square|cubic)\s+)?(?:kilomet(?:re|er)s?|km|met(?:re|er)s?|miles?|hectares?|acres?|tonnes?|tons?|kilograms?|kg|"
+    r"litres?|liters?|euros?|dollars?|pounds?|yen|yuan|rubles?|roubles?|times)"
+    r"(?:\s*\([^()]{1,30}\))?(?:\s+(?:per|an|a)\s+(?:hour|day|week|month|year|second|minute))?"
+)
+_CURRENCY = r"(?:[$€£¥]\s?)"
 _NUMBER_RE = re.compile(
-    rf"(?<![\w-]){_QUAL}?{_ONE}(?:\s*(?:to|-|–|—|and|or)\s*{_ONE})?(?:\s*(?:%|percent|per cent))?(?![\w-])",
+    rf"(?<![\w-]){_QUAL}?{_CURRENCY}?{_ONE}(?:\s*(?:to|-|–|—|and|or)\s*{_CURRENCY}?{_ONE})?"
+    rf"(?:\s*(?:%|percent|per cent)|\s+{_UNIT})?(?![\w-])",
     re.IGNORECASE,
 )
+_UNIT_RE = re.compile(rf"\s*(?:{_UNIT}|{_CURRENCY})", re.IGNORECASE)
 _PERIOD = r"(?:second|minute|hour|day|week|month|year|decade|century)"
 _DURATION_RE = re.compile(
     rf"(?<![\w-]){_QUAL}?(?:{_DIGITS}|{_NUMWORD}|a few|several|a|an)[- ]{_PERIOD}s?(?:[- ](?:long|old))?(?![\w])"
@@ -77,16 +87,27 @@ def _entities(sentence: str) -> tuple[tuple[int, int, str], ...]:
     return tuple((e.start_char, e.end_char, e.label_) for e in doc.ents)
 
 
-# How much a question word says about what is asked: names and nouns carry the topic, verbs are often
-# paraphrased ("watched" for "in front of"), function words barely count.
-POS_WEIGHT = {"PROPN": 1.0, "NOUN": 1.0, "NUM": 1.0, "ADJ": 0.7, "VERB": 0.5, "ADV": 0.4}
+@dataclass(frozen=True, slots=True)
+class Tagged:
+    """One word of a question with spaCy's coarse (`pos`: NOUN, PRON...) and fine (`tag`: NNS, PRP$...) tags."""
+
+    text: str
+    pos: str
+    tag: str
 
 
-def word_weights(text: str) -> list[tuple[str, float]]:
-    """(word, weight) for each word of a question, by its part of speech."""
+@functools.lru_cache(maxsize=1024)
+def tag_words(text: str) -> tuple[Tagged, ...]:
+    """The words of `text` with their part of speech; the one place a question goes through spaCy's tagger."""
     with _nlp_lock:
         doc = _nlp()(text)
-    return [(t.text, POS_WEIGHT.get(t.pos_, 0.4)) for t in doc if not t.is_space]
+    return tuple(Tagged(t.text, t.pos_, t.tag_) for t in doc if not t.is_space)
+
+
+def word_weights(text: str, weight: Callable[[str], float]) -> list[tuple[str, float]]:
+    """(word, weight) for each word of a question, by its part of speech (`weight(pos)`, ReaderConfig.pos_weight):
+    names and nouns carry the topic, verbs are often paraphrased, function words barely count."""
+    return [(t.text, weight(t.pos)) for t in tag_words(text)]
 
 
 def warm_up() -> None:
@@ -172,6 +193,7 @@ def _trim(sentence: str, start: int, end: int) -> tuple[int, int]:
 def number_value(text: str) -> tuple[float, ...] | None:
     """The numbers a figure states, ignoring qualifiers: "about 10,000" -> (10000,), "10,000 to 12,000" -> two."""
     values = []
+    text = _UNIT_RE.sub(" ", text)
     for part in re.split(r"\s*(?:\bto\b|-|–|—|\band\b|\bor\b)\s*", text.lower()):
         part = re.sub(_QUAL, "", part + " ").strip().rstrip("%").replace("percent", "").replace("per cent", "").strip()
         value = _parse_one(part)
