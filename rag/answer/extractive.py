@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rag.answer.config import ReaderConfig
-from rag.answer.kinds import DATE, DESCRIPTION, DURATION, NUMBER
+from rag.answer.kinds import DATE, DESCRIPTION, DURATION, NUMBER, PERSON
 from rag.answer.spans import Span, candidates, number_value
 from rag.text import bm25_idf, terms, words
 from rag.types import Answer, Claim, Conflict, Passage, Query, Quote, Retrieved
@@ -110,6 +110,11 @@ class RuleReader:
             Retrieved(p.rank, p.chunk.article_id, p.title, p.chunk.start, p.chunk.end, round(p.score, 6)) for p in passages
         )
         pool = self._candidates(query, passages)
+        if query.names:  # "Who is China's defense minister?" is not answered from a sentence about Russia's
+            named = [c for c in pool if self._names_ok(query, c)]
+            if not named:
+                return self._abstain(query, pool, retrieved)
+            pool = named
         if not pool:
             return self._abstain(query, pool, retrieved)
         best = pool[0]
@@ -124,9 +129,15 @@ class RuleReader:
                 if (c.score >= cfg.relevant * best.score and c.coverage >= floor)
                 or (c.dense >= best.dense - cfg.dense_tie and c.dense >= cfg.dense_floor)
             ]
+            if query.answer_type == PERSON and query.head_noun and not any(
+                    _match(t, set(terms(c.text))) for c in relevant for t in terms(query.head_noun)):
+                return self._abstain(query, pool, retrieved)  # "Who is the president of …" with no president named
             if query.answer_type == NUMBER and query.measured and not any(self._counts(query, c) for c in relevant):
                 return self._abstain(query, pool, retrieved)  # "how many ships" where only soldiers are counted
             typed = self._typed(query, relevant, pool)
+            if typed is None and _is_quotation(best.text):
+                # "Which think tank said ...": the speaker of a quotation is named in its attribution line
+                typed = self._typed(query, _adjacent(best, pool), pool)
             if typed is not None:
                 return dataclasses.replace(typed, retrieved=retrieved)
             if query.answer_type == NUMBER and query.measured:
@@ -162,6 +173,11 @@ class RuleReader:
                     seen[key] = candidate
         return sorted(seen.values(), key=lambda c: (-c.score, c.article_id, c.start))
 
+    def _names_ok(self, query: Query, candidate: Candidate) -> bool:
+        """Whether every name of the question is written in the sentence, its neighbours or its article's title."""
+        here = set(terms(candidate.text)) | candidate.context
+        return all(_match(n, here) or any(_related_name(n, w) for w in here) for n in query.names)
+
     def _counts(self, query: Query, candidate: Candidate) -> bool:
         """Whether the sentence (or its neighbours) speaks of the noun a "how many X" question counts."""
         return _match(query.measured, set(terms(candidate.text))) or _match(query.measured, set(candidate.context))
@@ -169,7 +185,7 @@ class RuleReader:
     # -- typed answers -----------------------------------------------------------------------------
     def _spans(self, query: Query, candidate: Candidate) -> list[Span]:
         """Typed spans of a sentence that do not merely repeat the question, the best-governed first."""
-        asked = set(query.words)
+        asked = set(query.words) - set(words(query.head_noun))  # "National Intelligence Service" names the service
         spans = [s for s in candidates(candidate.text, query.answer_type, query.head_noun) if not _echoes(s.text, asked)]
         if not spans:
             return []
@@ -308,6 +324,23 @@ class RuleReader:
                 related.append(_quote(len(related) + 1, candidate))
         return Answer(query.question, text, abstained=True, related=tuple(related), answer_type=query.answer_type,
                       resolved_question=query.resolved, retrieved=retrieved)
+
+
+def _is_quotation(text: str) -> bool:
+    stripped = text.strip()
+    return stripped[:1] in "“\"‘" or stripped[-1:] in "”\"’"
+
+
+def _adjacent(candidate: Candidate, pool: list[Candidate], gap: int = 3) -> list[Candidate]:
+    """The sentences written right before and right after `candidate` in its article, when they were retrieved."""
+    return [c for c in pool if c.article_id == candidate.article_id and c is not candidate
+            and (0 <= candidate.start - c.end <= gap or 0 <= c.start - candidate.end <= gap)]
+
+
+def _related_name(a: str, b: str) -> bool:
+    """"korea" and "korean", "ukrain" and "ukrainian": one name's stem starts the other's (4 letters at least)."""
+    short, long = sorted((a, b), key=len)
+    return len(short) >= 4 and long.startswith(short)
 
 
 def _quote(n: int, candidate: Candidate) -> Quote:

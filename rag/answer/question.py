@@ -34,6 +34,13 @@ _PERSON_NOUNS = r"person|people|official|leader|minister|president|spokes(?:man|
 _PLACE_NOUNS = r"country|countries|region|city|cities|town|village|area|province|oblast|state|place|location|territory|border|capital|nation|front"
 _ORG_NOUNS = r"agency|organi[sz]ation|group|company|think tank|institute|ministry|unit|party|body|newspaper|service|department|council|alliance|outlet|media"
 _WH_NOUN = r"(?:which|what)(?:\s+\w+){0,3}?\s+"
+# Words about the articles rather than about the world: they are not matched against sentences.
+_META = re.compile(
+    r"\b(?:(?:as )?(?:mentioned|named|cited|described|reported|quoted) )?(?:in|by) (?:the |these )?(?:coverage|articles?|reports?|texts?|stories|story|news)\b"
+    r"|\baccording to (?:the |these )?(?:coverage|articles?|reports?|texts?|stories|story)\b"
+    r"|\b(?:do|does) the (?:coverage|articles?|reports?) (?:say|mention|report)\b",
+    re.IGNORECASE,
+)
 _WH_PHRASE = re.compile(r"\bhow (?:long|many|much|large|big|old|far)\b", re.IGNORECASE)
 _RULES: tuple[tuple[str, str], ...] = (
     (DURATION, r"\bhow long\b|\bfor how many (?:days|weeks|months|years)\b"),
@@ -132,14 +139,25 @@ def analyse(question: str, history: Sequence[str] = (), max_chars: int = 2000, w
     earlier = [turn[:max_chars] for turn in earlier]
     followup = bool(earlier) and (is_followup(text) if with_history is None else with_history)
     context = _resolve_chain(earlier) if followup else ""
-    weights = _weighted_terms(_WH_PHRASE.sub(" ", text), config)
+    weights = _weighted_terms(_WH_PHRASE.sub(" ", _META.sub(" ", text)), config)
     context_weights = {t: w for t, w in _weighted_terms(context, config).items() if t not in weights} if context else {}
     resolved = f"{context} {text}".strip() if followup else text
     kind = answer_type(text)
     return Query(
         text, resolved, kind, tuple(weights.items()), tuple(context_weights.items()), tuple(words(resolved)),
-        followup, head_noun(text, kind), measured_noun(text),
+        followup, head_noun(text, kind), measured_noun(text), names(text),
     )
+
+
+def names(question: str) -> tuple[str, ...]:
+    """Stems of the names the question is about ("Chinese", "Donetsk", "South Korea"): proper nouns and
+    capitalised adjectives after the first word. An answer must come from where they are mentioned."""
+    out = []
+    for i, token in enumerate(tag_words(question)):
+        capital = token.text[:1].isupper() and i > 0
+        if capital and (token.tag in ("NNP", "NNPS") or token.pos in ("PROPN", "ADJ")):
+            out += terms(token.text)
+    return tuple(dict.fromkeys(out))
 
 
 def _weighted_terms(text: str, config: ReaderConfig) -> dict[str, float]:

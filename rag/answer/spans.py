@@ -29,7 +29,7 @@ WORD_VALUES = {w: i for i, w in enumerate(_UNITS)} | {w: 20 + 10 * i for i, w in
 _NUMWORD = r"(?:" + "|".join(sorted(WORD_VALUES, key=len, reverse=True)) + r")"
 _DIGITS = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
 _SCALE = r"(?:\s+(?:hundred|thousand|million|billion))*"
-_ONE = rf"(?:(?:{_DIGITS}){_SCALE}|{_NUMWORD}(?:[- ]{_NUMWORD})?{_SCALE}|(?:hundreds|thousands|dozens|millions) of)"
+_ONE = rf"(?:(?:half|a quarter of|three quarters of) an? (?:million|billion|thousand|dozen)|(?:{_DIGITS}){_SCALE}|{_NUMWORD}(?:[- ]{_NUMWORD})?{_SCALE}|(?:hundreds|thousands|dozens|millions) of)"
 _QUAL = (
     r"(?:(?:approximately|about|around|roughly|nearly|almost|over|more than|fewer than|less than|at least|"
     r"at most|up to|some|an estimated|as many as|close to|upwards of|just over|just under|only|exactly)\s+)"
@@ -56,7 +56,17 @@ _DURATION_RE = re.compile(
 _YEAR = re.compile(r"^(?:1[89]|20)\d\d$")
 
 _LABELS = {PERSON: ("PERSON",), PLACE: ("GPE", "LOC", "FAC"), ORG: ("ORG",), DATE: ("DATE", "TIME", "EVENT")}
-_FALLBACK = {PERSON: ("ORG", "NORP"), PLACE: ("NORP",), ORG: ("NORP", "PERSON")}
+_FALLBACK = {PERSON: ("ORG", "NORP"), PLACE: ("ORG", "NORP"), ORG: ("NORP", "PERSON")}
+# Words that make a capitalised name an organisation's: the small model misses many such names ("– Institute for
+# the Study of War" after a quote), so they are also found by their shape.
+ORG_WORDS = (
+    "Institute|Agency|Service|Council|Party|Ministry|Authority|Office|Department|Union|Co-operative|Cooperative|"
+    "Association|Committee|Commission|Board|Bureau|Foundation|Centre|Center|Company|Corporation|Group|Courier|"
+    "Times|Post|Herald|Gazette|Tribune|Parliament|Police|Army|Navy|Club|University|Bank"
+)
+_ORG_NAME = re.compile(
+    r"(?:\b[A-Z][\w’'.-]*\s+){0,4}\b(?:" + ORG_WORDS + r")\b(?:\s+(?:for|of|on)\s+(?:the\s+)?[A-Z][\w’'-]*(?:\s+(?:of\s+)?[A-Z][\w’'-]*){0,3})?"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +134,9 @@ def candidates(sentence: str, kind: str, head_noun: str = "") -> list[Span]:
     spans = _typed_spans(sentence, kind)
     if not head_noun:
         return spans
+    # a name that holds the asked noun names an X: "National Intelligence Service" for "which service"
+    noun = re.compile(r"\b" + re.escape(head_noun) + r"s?\b", re.IGNORECASE)
+    spans = [dataclasses.replace(s, beside_noun=True) if noun.search(s.text) and s.text[:1].isupper() else s for s in spans]
     named = _beside(sentence, head_noun)
     out = [dataclasses.replace(s, beside_noun=True) if any(s.start < e and b < s.end for b, e in named) else s for s in spans]
     known = [(s.start, s.end) for s in out]
@@ -171,7 +184,20 @@ def _typed_spans(sentence: str, kind: str) -> list[Span]:
         if label in _LABELS[kind] or label in _FALLBACK.get(kind, ()):
             start, end = _trim(sentence, start, end)
             spans.append(Span(start, end, sentence[start:end], preferred=label in _LABELS[kind]))
-    return spans
+    if kind in (ORG, PERSON):
+        for m in _ORG_NAME.finditer(sentence):
+            start, end = m.start(), m.end()
+            owner = max(sentence.rfind("’s ", start, end), sentence.rfind("'s ", start, end))
+            if owner >= 0:  # "South Korea's National Intelligence Service": the service is the name
+                start = owner + 3
+            start, end = _trim(sentence, start, end)
+            if start >= end or sentence[start:end].split(" ")[0].lower() in stopwords():
+                continue
+            overlapping = [s for s in spans if s.start < end and start < s.end]
+            if not any(s.preferred and s.start <= start and end <= s.end for s in overlapping):
+                spans = [s for s in spans if s not in overlapping]
+                spans.append(Span(start, end, sentence[start:end], preferred=kind == ORG))
+    return sorted(spans, key=lambda s: s.start)
 
 
 def _is_part_of_word(sentence: str, end: int) -> bool:
@@ -216,6 +242,14 @@ def _parse_one(text: str) -> float | None:
             current = (current or 1) * _SCALES[token]
             if _SCALES[token] >= 1000:
                 total, current = total + current, None
+        elif token == "half" and current is None:
+            current = 0.5
+        elif token == "quarter" and current is None:
+            current = 0.25
+        elif token in ("a", "an", "of") and current is not None and current < 1:
+            continue  # "half a million"
+        elif token in ("a", "an") and current is None:
+            current = 1
         elif token in ("hundreds", "thousands", "dozens", "millions", "of"):
             return None
         else:
