@@ -21,9 +21,9 @@ class ReaderConfig:
 
     # The answer gate: dense similarity plus term coverage of the best sentence must reach this.
     min_support: float = 0.85
-    # A sentence that covers less than this share of the question's weighted terms cannot answer a typed question
-    # on coverage alone, however close in meaning (the "count of a noun never counted" shape).
-    min_typed_coverage: float = 0.5
+    # A name, place or date is taken only from a sentence whose own words cover this share of the question's
+    # weighted terms: a neighbour that borrows them lacks the answer, a near-miss question misses some.
+    min_typed_coverage: float = 0.4
     min_coverage: float = 0.5  # supporting quotes must cover about this share of the question's weighted terms
     coverage_slack: float = 0.8  # ... times this factor
     min_dense: float = 0.3  # below this cosine a sentence is about something else whatever words it shares
@@ -32,10 +32,10 @@ class ReaderConfig:
     near_best: float = 0.88  # other sentences within this share of the best score may support or contradict it
     relevant: float = 0.65  # a typed answer may come from a sentence this close to the best one
     typed_pool: int = 12  # how many of the best sentences are searched for a typed span
-    typed_bonus: float = 0.1  # a span of the preferred entity label
+    typed_bonus: float = 0.25  # a span of the preferred entity label
     beside_bonus: float = 0.3  # "the Kursk region" for "which region": the question's own noun names the span
     governed_bonus: float = 0.15  # the figure governed by the question's own noun/verb ("12 drones", "shot down 12")
-    followup_share: float = 0.6  # a follow-up is judged this much on its own words, the rest on the earlier turn
+    followup_share: float = 0.8  # a follow-up is judged this much on its own words, the rest on the earlier turn
     same_quantity_ratio: float = 1.5  # two figures within this ratio may be the same claim told differently
     duplicate_overlap: float = 0.8  # word overlap (Jaccard) above which two sentences are one syndicated copy
     # The follow-up gate: "rules" trusts question reading alone; "index" reads a doubtful question both ways and

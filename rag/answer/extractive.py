@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 from rag.answer.config import ReaderConfig
 from rag.answer.kinds import DATE, DESCRIPTION, DURATION, NUMBER, PERSON
-from rag.answer.spans import Span, candidates, number_value
+from rag.answer.question import ROLE_NOUNS
+from rag.answer.spans import Span, candidates, counted_noun, number_value
 from rag.text import bm25_idf, terms, words
 from rag.types import Answer, Claim, Conflict, Passage, Query, Quote, Retrieved
 
@@ -129,7 +130,7 @@ class RuleReader:
                 if (c.score >= cfg.relevant * best.score and c.coverage >= floor)
                 or (c.dense >= best.dense - cfg.dense_tie and c.dense >= cfg.dense_floor)
             ]
-            if query.answer_type == PERSON and query.head_noun and not any(
+            if query.answer_type == PERSON and re.fullmatch(ROLE_NOUNS, query.head_noun) and not any(
                     _match(t, set(terms(c.text))) for c in relevant for t in terms(query.head_noun)):
                 return self._abstain(query, pool, retrieved)  # "Who is the president of …" with no president named
             if query.answer_type == NUMBER and query.measured and not any(self._counts(query, c) for c in relevant):
@@ -137,7 +138,7 @@ class RuleReader:
             typed = self._typed(query, relevant, pool)
             if typed is None and _is_quotation(best.text):
                 # "Which think tank said ...": the speaker of a quotation is named in its attribution line
-                typed = self._typed(query, _adjacent(best, pool), pool)
+                typed = self._typed(query, _adjacent(best, pool), pool, attribution=True)
             if typed is not None:
                 return dataclasses.replace(typed, retrieved=retrieved)
             if query.answer_type == NUMBER and query.measured:
@@ -200,7 +201,7 @@ class RuleReader:
         return sorted(spans, key=lambda s: (not s.preferred, not s.beside_noun, (s.start, s.end) not in governed,
                                             distance(s), s.start))
 
-    def _typed(self, query: Query, relevant: list[Candidate], pool: list[Candidate]) -> Answer | None:
+    def _typed(self, query: Query, relevant: list[Candidate], pool: list[Candidate], attribution: bool = False) -> Answer | None:
         """The best relevant sentence that holds a span of the asked type, and any that disagree with it."""
         cfg = self.config
         scored: list[tuple[float, Candidate, Span]] = []
@@ -208,6 +209,11 @@ class RuleReader:
             if query.answer_type == NUMBER and query.measured and not self._counts(query, candidate):
                 continue
             spans = self._spans(query, candidate)
+            if query.answer_type == NUMBER and query.measured:  # "twelve stations" does not count phosphorus
+                spans = [sp for sp in spans if _counts_same(query.measured, counted_noun(candidate.text, sp))]
+            if (query.answer_type != NUMBER and candidate.own_coverage < cfg.min_typed_coverage and not attribution
+                    and not (spans and spans[0].beside_noun)):
+                continue  # a name from a sentence that barely speaks of the question
             if spans:
                 bonus = cfg.typed_bonus * spans[0].preferred + cfg.beside_bonus * spans[0].beside_noun
                 # ranked on the sentence's own words: a neighbour that only borrows them lacks the answer
@@ -277,9 +283,10 @@ class RuleReader:
             if (candidate.article_id, candidate.start) in have or candidate.dense < self.config.min_dense:
                 continue
             for span in candidates(candidate.text, NUMBER):
-                following = terms(candidate.text[span.end : span.end + 40])[:3]
+                counted = counted_noun(candidate.text, span)
                 value = number_value(span.text)
-                if query.measured in following and value and _overlaps(value, answer, self.config.same_quantity_ratio):
+                if counted and _counts_same(query.measured, counted, strict=True) and value and _overlaps(
+                        value, answer, self.config.same_quantity_ratio):
                     extra.append((candidate, span))
                     break
         return [e for e in extra if e[0].article_id != found[0][0].article_id]
@@ -326,6 +333,14 @@ class RuleReader:
                       resolved_question=query.resolved, retrieved=retrieved)
 
 
+def _counts_same(measured: str, counted: str, strict: bool = False) -> bool:
+    """Whether a figure's noun (`counted`, "" when none follows it) counts what the question asks for."""
+    if not counted:
+        return not strict
+    stem = (terms(counted) or [""])[0]
+    return _match(measured, {stem}) or (measured in PEOPLE and stem in PEOPLE)
+
+
 def _is_quotation(text: str) -> bool:
     stripped = text.strip()
     return stripped[:1] in "“\"‘" or stripped[-1:] in "”\"’"
@@ -366,7 +381,11 @@ def _similar(a: str, b: str, overlap: float) -> bool:
 
 
 _OF = re.compile(r"^\s*(?:out\s+)?of\s+(?:the\s+|its\s+|their\s+)?$", re.IGNORECASE)
-_WHOLE = re.compile(r"\b(?:have|has|had|own|owns|total|in all|altogether|launched|fired|sent in total)\b", re.IGNORECASE)
+_WHOLE = re.compile(r"\b(?:do|does|did)\b.*\b(?:have|own|count)\s*\??$|\b(?:in total|in all|altogether|overall)\b", re.IGNORECASE)
+# Nouns that count people: "1,200 residents" and "about 1,500 people" count the same thing.
+PEOPLE = frozenset(terms(
+    "people persons residents citizens civilians soldiers troops servicemen personnel forces members visitors "
+    "supporters fans pupils students workers employees officers staff volunteers casualties victims refugees"))
 
 
 def _governed(query: Query, sentence: str, spans: list[Span]) -> set[tuple[int, int]]:
@@ -378,10 +397,12 @@ def _governed(query: Query, sentence: str, spans: list[Span]) -> set[tuple[int, 
     for a, b in zip(spans, spans[1:], strict=False):
         if not _OF.match(sentence[a.end : b.start]):
             continue
-        after = terms(sentence[b.end : b.end + 40])
-        noun_at = next((i for i, t in enumerate(after) if _match(t, {query.measured})), None) if query.measured else None
-        tail = set(after[noun_at + 1 : noun_at + 3]) if noun_at is not None else set()
-        whole = bool(_WHOLE.search(query.question)) or bool(tail & (asked - {query.measured}))
+        after = re.findall(r"[\w’'-]+", sentence[b.end : b.end + 60])
+        stems = [(terms(w) or [""])[0] for w in after]
+        noun_at = next((i for i, t in enumerate(stems[:4]) if query.measured and _match(t, {query.measured})), None)
+        # "24 drones launched": a question word right after the noun says the question asks about B
+        tail = stems[noun_at + 1] if noun_at is not None and noun_at + 1 < len(stems) else ""
+        whole = bool(_WHOLE.search(query.question)) or (bool(tail) and tail in asked - {query.measured})
         out.add((b.start, b.end) if whole else (a.start, a.end))
     return out
 

@@ -30,10 +30,13 @@ _LEADING = frozenset("and but also so then plus".split())
 _ELLIPSIS = re.compile(r"^(?:and |but |so )?(?:what|how) about\b|^what else\b|^(?:and |but )?(?:why|how|when|where) (?:so|not)\b"
                        r"|\b(?:the )?(?:latter|former)\b|\bthe same (?:one|thing|figure|number|day|period)\b", re.IGNORECASE)
 DEFAULT_CONFIG = ReaderConfig()
-_PERSON_NOUNS = r"person|people|official|leader|minister|president|spokes(?:man|woman|person)|commander|general|secretary|chief|head|envoy|ambassador|analyst|expert|journalist|author"
-_PLACE_NOUNS = r"country|countries|region|city|cities|town|village|area|province|oblast|state|place|location|territory|border|capital|nation|front"
+ROLE_NOUNS = (r"person|people|official|leader|minister|president|spokes(?:man|woman|person)|commander|general|secretary|"
+              r"chief|head|envoy|ambassador|analyst|expert|journalist|author|mayor|director|chair|chairman|chairwoman|"
+              r"coach|headteacher|captain|founder|owner|governor|judge|striker|manager|editor")
+_PERSON_NOUNS = ROLE_NOUNS
+_PLACE_NOUNS = r"country|countries|region|city|cities|town|village|area|province|oblast|state|place|location|territory|border|capital|nation|front|river|lake|sea|island|district|street|port|harbour|harbor|basin|square"
 _ORG_NOUNS = r"agency|organi[sz]ation|group|company|think tank|institute|ministry|unit|party|body|newspaper|service|department|council|alliance|outlet|media"
-_WH_NOUN = r"(?:which|what)(?:\s+\w+){0,3}?\s+"
+_WH_NOUN = r"(?:which|what)(?:\s+(?!(?:did|does|do|is|was|were|are|has|had|have|will|would|can|could)\b)\w+){0,3}?\s+"
 # Words about the articles rather than about the world: they are not matched against sentences.
 _META = re.compile(
     r"\b(?:(?:as )?(?:mentioned|named|cited|described|reported|quoted) )?(?:in|by) (?:the |these )?(?:coverage|articles?|reports?|texts?|stories|story|news)\b"
@@ -172,11 +175,21 @@ _AUX = r"(?:are|is|was|were|have|has|had|did|do|does|will|would|could|can|should
 
 
 def measured_noun(question: str) -> str:
-    """The stem of what "how many/much X ..." counts: the last content word of X before the verb."""
-    match = re.search(r"\bhow (?:many|much)\s+((?:[\w’'-]+\s+){0,4}?)" + _AUX + r"\b", question.lower())
-    phrase = match.group(1) if match else ""
-    found = terms(phrase)
-    return found[-1] if found else ""
+    """The stem of what "how many/much X ..." counts: the last noun of X ("how many North Korean troops" ->
+    "troop"); "" when "how much" is followed by a verb ("how much did it cost")."""
+    tagged = tag_words(question)
+    lowered = [t.text.lower() for t in tagged]
+    for i in range(len(tagged) - 1):
+        if lowered[i] == "how" and lowered[i + 1] in ("many", "much"):
+            noun = ""
+            for token in tagged[i + 2 : i + 7]:
+                if token.pos in ("NOUN", "PROPN") or (token.pos == "ADJ" and not noun):
+                    noun = token.text if token.pos == "NOUN" else noun
+                    continue
+                break
+            found = terms(noun)
+            return found[-1] if found else ""
+    return ""
 
 
 def head_noun(question: str, kind: str) -> str:
@@ -188,6 +201,9 @@ def head_noun(question: str, kind: str) -> str:
     match = re.search(_WH_NOUN + r"(" + nouns + r")\b", lowered)
     if match:
         return match.group(1)
+    if kind == PERSON and (verb := re.match(r"\s*who (?!is\b|was\b|are\b|were\b|has\b|had\b|did\b|does\b|do\b|will\b)(\w+?)(?:es|s)?\b", lowered)):
+        if re.fullmatch(ROLE_NOUNS, verb.group(1)):  # "who coaches X": the coach; "who chairs X": the chair
+            return verb.group(1)
     if kind == PERSON:  # "who is the director of ...", "who was Russia's defense minister"
         role = re.search(r"\bwho (?:is|was|are|were|has been|had been) (?:the |a |an )?([\w’' -]+?)(?: of | in | for | at |\?|$)", lowered)
         if role:

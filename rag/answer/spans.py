@@ -91,10 +91,33 @@ _nlp_lock = threading.Lock()
 
 
 @functools.lru_cache(maxsize=4096)
-def _entities(sentence: str) -> tuple[tuple[int, int, str], ...]:
+def _analysed(sentence: str) -> tuple[tuple[tuple[int, int, str], ...], tuple[tuple[int, str, str], ...]]:
+    """spaCy's entities (start, end, label) and words (start, text, coarse part of speech) of one sentence."""
     with _nlp_lock:  # spaCy pipelines are not documented as thread-safe
         doc = _nlp()(sentence)
-    return tuple((e.start_char, e.end_char, e.label_) for e in doc.ents)
+    return (tuple((e.start_char, e.end_char, e.label_) for e in doc.ents),
+            tuple((t.idx, t.text, t.pos_) for t in doc if not t.is_space))
+
+
+def _entities(sentence: str) -> tuple[tuple[int, int, str], ...]:
+    return _analysed(sentence)[0]
+
+
+def counted_noun(sentence: str, span: Span) -> str:
+    """The noun a figure counts: the first noun after it ("13 out of 24 Russian drones" -> "drones" for both
+    figures; "twelve stations" -> "stations"), "" when the figure stands alone or carries a unit."""
+    if _UNIT_RE.search(span.text):
+        return ""
+    for start, text, pos in _analysed(sentence)[1]:
+        if start < span.end:
+            continue
+        if start - span.end > 40:
+            return ""
+        if pos in ("NOUN",):
+            return text
+        if pos not in ("ADJ", "PROPN", "NUM", "DET", "ADP", "PRON", "CCONJ", "PUNCT", "ADV"):
+            return ""
+    return ""
 
 
 @dataclass(frozen=True, slots=True)
