@@ -51,6 +51,14 @@ def render_pending() -> str:
     return '<div class="answer pending">Searching the articles…</div>'
 
 
+def render_read_as(answer: Answer) -> str:
+    """"Read as: …" when the question was read with the earlier turns of the chat (empty when read as typed)."""
+    resolved = " ".join(answer.resolved_question.split())
+    if not resolved or resolved == " ".join(answer.question.split()):
+        return ""
+    return f'<div class="note read-as">Read as: {escape(resolved)}</div>'
+
+
 def render_answer(answer: Answer, streaming: bool = False) -> str:
     """The assistant's turn: the answer with its [n] markers, a notice for disagreement or no answer, the mode.
 
@@ -61,7 +69,7 @@ def render_answer(answer: Answer, streaming: bool = False) -> str:
     classes = "answer abstained" if answer.abstained else "answer"
     if streaming:
         classes += " streaming"
-    parts = [f'<div class="{classes}">']
+    parts = [f'<div class="{classes}">', render_read_as(answer)]
     if answer.abstained:
         parts.append('<div class="notice abstain">The articles don\'t say.</div>')
     parts.append(f'<div class="answer-text">{_markers(_text(text))}</div>')

@@ -278,6 +278,7 @@ class RuleReader:
         if not answer:
             return []
         have = {(c.article_id, c.start) for c, _ in found}
+        said_of = _near_terms(query, found[0][0].text, found[0][1]) - _noun_terms(query)  # "sent", not "arrived"
         extra = []
         for candidate in pool:
             if (candidate.article_id, candidate.start) in have or candidate.dense < self.config.min_dense:
@@ -286,7 +287,7 @@ class RuleReader:
                 counted = counted_noun(candidate.text, span)
                 value = number_value(span.text)
                 if counted and _counts_same(query.measured, counted, strict=True) and value and _overlaps(
-                        value, answer, self.config.same_quantity_ratio):
+                        value, answer, self.config.same_quantity_ratio) and said_of <= _near_terms(query, candidate.text, span):
                     extra.append((candidate, span))
                     break
         return [e for e in extra if e[0].article_id != found[0][0].article_id]

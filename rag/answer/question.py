@@ -26,6 +26,7 @@ _PERSONAL = frozenset("he him his she her hers himself herself".split())
 _NEUTER = frozenset("it its itself".split())
 _PLURAL = frozenset("they them their theirs themselves".split())
 _DEMONSTRATIVE = frozenset("this that these those".split())
+_NOW = frozenset("morning afternoon evening night day week weekend month year summer winter spring autumn time".split())
 _LEADING = frozenset("and but also so then plus".split())
 _ELLIPSIS = re.compile(r"^(?:and |but |so )?(?:what|how) about\b|^what else\b|^(?:and |but )?(?:why|how|when|where) (?:so|not)\b"
                        r"|\b(?:the )?(?:latter|former)\b|\bthe same (?:one|thing|figure|number|day|period)\b", re.IGNORECASE)
@@ -109,6 +110,8 @@ def reading(question: str) -> str:
             verdicts.append(DOUBT if plural else FOLLOWUP)
         elif word in _DEMONSTRATIVE and token.tag == "DT":
             following = tagged[i + 1] if i + 1 < len(tagged) else None
+            if following is not None and following.text.lower() in _NOW:
+                continue  # "this weekend", "this year": the present, not an earlier turn
             if following is not None and following.pos in ("NOUN", "PROPN", "ADJ", "NUM"):
                 verdicts.append(DOUBT)  # "this agency", "those troops": maybe the earlier one
             else:

@@ -1,0 +1,58 @@
+"""Our own question sets (tests/data/questions, three corpora) through the real pipeline, alone and as one chat.
+
+Each set runs through `evaluate(..., chat=True)`: the real embedding model, a real index on disk, `Assistant.ask`.
+The floors sit a little under the figures measured when they were written (docs/eval.md), so a regression fails.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rag.config import PROJECT_ROOT
+from rag.eval.run import evaluate, load_questions
+from rag.pipeline import Assistant
+from tests.conftest import indexed_copy
+
+QUESTIONS = PROJECT_ROOT / "tests" / "data" / "questions"
+CORPORA = {"harbour": PROJECT_ROOT / "tests" / "data" / "harbour", "lakeside": PROJECT_ROOT / "tests" / "data" / "lakeside"}
+# (set, accuracy floor asked alone and as a chat, abstention-recall floor)
+FLOORS = {
+    "bundled": (0.85, 0.5),
+    "harbour": (0.8, 0.5),
+    "lakeside": (0.8, 0.5),
+}
+
+
+@pytest.fixture(scope="module")
+def assistants(assistant: Assistant, tmp_path_factory: pytest.TempPathFactory, embedder) -> dict[str, Assistant]:
+    built = {name: Assistant.from_settings(indexed_copy(path, tmp_path_factory.mktemp(name), embedder), encoder=embedder)
+             for name, path in CORPORA.items()}
+    return {"bundled": assistant, **built}
+
+
+@pytest.mark.parametrize("corpus", sorted(FLOORS))
+def test_question_set_alone_and_as_chat(assistants: dict[str, Assistant], corpus: str) -> None:
+    accuracy_floor, abstention_floor = FLOORS[corpus]
+    questions = [q for part in ("dev", "heldout") for q in load_questions(QUESTIONS / f"{corpus}_{part}.jsonl").questions]
+    report = evaluate(assistants[corpus], questions, chat=True)
+    assert not report.invalid_quotes()
+    for name, overall in (("alone", report.overall), ("as chat", report.chat.overall)):
+        assert overall["accuracy"] >= accuracy_floor, f"{corpus} {name}: accuracy {overall['accuracy']:.3f}"
+        assert overall["abstention_recall"] >= abstention_floor, f"{corpus} {name}: abstention {overall['abstention_recall']:.3f}"
+        assert overall["quote_validity"] == 1.0
+    # inside a chat, the answers hold up: at most two questions of the set answered worse than alone
+    worse = [a.question.id for a, c in zip(report.results, report.chat.results, strict=True)
+             if a.metrics["correct"] and not c.metrics["correct"]]
+    assert len(worse) <= 2, f"{corpus}: worse inside a chat: {worse}"
+    assert [len(r.question.history) for r in report.chat.results][:3] == [
+        len(questions[0].history), 1 + len(questions[1].history), 2 + len(questions[2].history)]
+
+
+def test_every_set_is_well_formed() -> None:
+    files = sorted(QUESTIONS.glob("*.jsonl"))
+    assert len(files) == 6
+    total = [q for f in files for q in load_questions(Path(f)).questions]
+    assert len(total) >= 140 and sum(not q.answerable for q in total) >= 40
+    assert sum(bool(q.history) for q in total) >= 25
