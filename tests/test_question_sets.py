@@ -56,3 +56,34 @@ def test_every_set_is_well_formed() -> None:
     total = [q for f in files for q in load_questions(Path(f)).questions]
     assert len(total) >= 140 and sum(not q.answerable for q in total) >= 40
     assert sum(bool(q.history) for q in total) >= 25
+
+
+def test_rag_eval_as_chat_reports_both_ways_and_compares(assistants: dict[str, Assistant], tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from rag.cli import main
+
+    settings = assistants["harbour"].settings
+    where = ["--articles", str(settings.articles_dir), "--index", str(settings.index_dir)]
+    out = tmp_path / "chat.json"
+    md = tmp_path / "chat.md"
+    run = CliRunner().invoke(main, ["eval", str(QUESTIONS / "harbour_heldout.jsonl"), *where, "--as-chat",
+                                    "--json", str(out), "--markdown", str(md)], catch_exceptions=False)
+    assert run.exit_code == 0, run.output
+    assert "alone / as chat" in run.output and "Wrong or refused as chat" in run.output
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert len(data["as_chat"]["questions"]) == len(data["questions"]) == 10
+    assert data["as_chat"]["questions"][3]["history"][:3] == [q["question"] for q in data["questions"][:3]]
+    assert data["settings"]["reader"]["config"]["followup_gate"] == "index"
+    assert "Asked as one chat" in md.read_text(encoding="utf-8") and "min_support" in md.read_text(encoding="utf-8")
+    other = tmp_path / "rules.json"
+    run = CliRunner().invoke(main, ["eval", str(QUESTIONS / "harbour_heldout.jsonl"), *where, "--as-chat",
+                                    "--reader-set", "followup_gate=rules", "--json", str(other)], catch_exceptions=False)
+    assert run.exit_code == 0, run.output
+    compared = CliRunner().invoke(main, ["eval", "--compare", str(out), str(other)], catch_exceptions=False)
+    assert "setting reader.config.followup_gate: index -> rules" in compared.output
+    assert "== asked as one chat (--as-chat) ==" in compared.output
+    bad = CliRunner().invoke(main, ["eval", str(QUESTIONS / "harbour_heldout.jsonl"), *where, "--reader-set", "min_dense=2"])
+    assert bad.exit_code == 2 and "min_dense must be a number in [0, 1]" in bad.output

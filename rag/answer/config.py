@@ -45,7 +45,7 @@ class ReaderConfig:
     followup_margin: float = 0.1
     # How much a question word says about what is asked, by part of speech (other parts: `pos_other`).
     pos_weights: tuple[tuple[str, float], ...] = (
-        ("PROPN", 1.0), ("NOUN", 1.0), ("NUM", 1.0), ("ADJ", 0.7), ("VERB", 0.5), ("ADV", 0.4),
+        ("PROPN", 1.0), ("NOUN", 1.0), ("NUM", 1.0), ("ADJ", 0.7), ("VERB", 0.5), ("ADV", 0.4), ("PRON", 0.0),
     )
     pos_other: float = 0.4
 

@@ -169,6 +169,8 @@ def names(question: str) -> tuple[str, ...]:
 def _weighted_terms(text: str, config: ReaderConfig) -> dict[str, float]:
     weights: dict[str, float] = {}
     for word, weight in word_weights(text, config.pos_weight):
+        if weight <= 0:  # pronouns point at a name: they are not words to find in a sentence
+            continue
         for term in terms(word):
             weights[term] = max(weights.get(term, 0.0), weight)
     return weights

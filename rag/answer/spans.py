@@ -78,6 +78,7 @@ class Span:
     text: str
     preferred: bool = True
     beside_noun: bool = False  # stands right before the question's noun: "Kursk" in "Kursk region"
+    weak: bool = False  # a nationality ("Russian") standing in for a person, place or organisation
 
 
 @functools.lru_cache(maxsize=1)
@@ -206,7 +207,7 @@ def _typed_spans(sentence: str, kind: str) -> list[Span]:
     for start, end, label in _entities(sentence):
         if label in _LABELS[kind] or label in _FALLBACK.get(kind, ()):
             start, end = _trim(sentence, start, end)
-            spans.append(Span(start, end, sentence[start:end], preferred=label in _LABELS[kind]))
+            spans.append(Span(start, end, sentence[start:end], preferred=label in _LABELS[kind], weak=label == "NORP"))
     if kind in (ORG, PERSON):
         for m in _ORG_NAME.finditer(sentence):
             start, end = m.start(), m.end()
