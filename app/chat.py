@@ -143,8 +143,10 @@ def build_ui(service: Service, base: str = "", compact: bool = False) -> gr.Bloc
             return [], _no_sources(service, base), "", []
 
         outputs = [chatbot, sources, box, history]
-        for trigger in (box.submit, ask.click):
-            trigger(respond, [box, chatbot, history], outputs, api_visibility="private", show_progress="hidden")
+        for trigger in (box.submit, ask.click):  # concurrency_limit None: Gradio's default of 1 would queue every
+            # chat behind one slow language-model answer; the answer path is safe to run concurrently
+            trigger(respond, [box, chatbot, history], outputs, api_visibility="private", show_progress="hidden",
+                    concurrency_limit=None)
         clear.click(start_over, None, outputs, api_visibility="private")
         chatbot.clear(start_over, None, outputs, api_visibility="private")  # the chat log's own bin icon
 
@@ -153,5 +155,5 @@ def build_ui(service: Service, base: str = "", compact: bool = False) -> gr.Bloc
                 """Answer a question; the same JSON as POST /api/ask and `rag ask --json`."""
                 return _api_ask(service, question, history)
 
-            gr.api(ask_api, api_name="ask")
+            gr.api(ask_api, api_name="ask", concurrency_limit=None)
     return blocks

@@ -1,11 +1,13 @@
 """The one loaded `Assistant` that every handler of the app shares.
 
-Questions are answered one at a time behind a lock: the embedding model, FAISS and BM25 are not all
-documented as thread-safe, and on a small CPU running them in parallel buys nothing (torch already uses
-every core for one query). The lock keeps 20 concurrent users correct; they simply queue for a few ms each.
+Questions are answered concurrently, one request thread each: the answer path is safe to run from several
+threads at once (tests/test_concurrency.py compares every concurrent answer with the single-threaded one).
+The question encoder runs one thread per question, so parallel requests use the machine's cores; the parts
+that are not thread-safe keep their own short locks (spaCy, a segment's SQLite connection and BM25 scorer),
+and the language-model reader has its own lock, so one slow model answer never holds up extractive answers.
 
-A streamed answer is produced by a worker thread that holds the lock for the whole answer and hands each step
-over a queue: a page closed mid-answer then cannot leave the lock held by a half-read generator.
+A streamed answer is produced by a worker thread that hands each step over a queue: a page closed
+mid-answer then cannot leave a half-read generator holding the model's lock.
 """
 
 from __future__ import annotations
@@ -32,27 +34,24 @@ BUNDLED_EXAMPLES = (
 
 
 class Service:
-    """Thread-safe access to the assistant plus what the pages show about the corpus."""
+    """Concurrent access to the assistant plus what the pages show about the corpus."""
 
     def __init__(self, assistant: Assistant, settings: Settings) -> None:
         self.assistant = assistant
         self.settings = settings
-        self._lock = threading.Lock()
 
     def ask(self, question: str, history: Sequence[str] = ()) -> Answer:
-        with self._lock:
-            return self.assistant.ask(question, tuple(history)[-MAX_HISTORY:])
+        return self.assistant.ask(question, tuple(history)[-MAX_HISTORY:])
 
     def ask_stream(self, question: str, history: Sequence[str] = ()) -> Iterator[StreamEvent]:
-        """`Assistant.ask_stream` under the lock: drafts of a language model's answer, then the final answer.
+        """`Assistant.ask_stream` in a worker thread: drafts of a language model's answer, then the final answer.
         An error (a bad question included) is raised here, in the caller's thread."""
         steps: queue.Queue[StreamEvent | BaseException | None] = queue.Queue()
 
         def work() -> None:
             try:
-                with self._lock:
-                    for event in self.assistant.ask_stream(question, tuple(history)[-MAX_HISTORY:]):
-                        steps.put(event)
+                for event in self.assistant.ask_stream(question, tuple(history)[-MAX_HISTORY:]):
+                    steps.put(event)
             except BaseException as exc:  # handed to the caller, who reports it
                 steps.put(exc)
             finally:

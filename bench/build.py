@@ -20,78 +20,26 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.corpus import generate  # noqa: E402
-from bench.standin import NAME as STANDIN  # noqa: E402
-from bench.standin import HashEmbedder  # noqa: E402
-
-WORK = Path("/tmp/ragbench")
-
-
-def corpus_dir(size: str, work: Path = WORK) -> Path:
-    if size == "bundled":  # a copy: the incremental benchmark edits the corpus (and restores it)
-        copy = work / "corpus-bundled"
-        if not copy.exists():
-            shutil.copytree(ROOT / "articles", copy)
-        return copy
-    return generate(int(size), work / f"corpus-{size}")
-
-
-def index_dir(size: str, standin: bool, work: Path = WORK) -> Path:
-    return work / f"index-{size}-{'standin' if standin else 'real'}"
-
-
-def settings_for(size: str, standin: bool, work: Path = WORK, **changes: object):  # -> Settings
-    from rag.config import load_settings
-
-    model = {"embed_model": STANDIN} if standin else {}
-    return load_settings(config_file=None, environ={}, articles_dir=corpus_dir(size, work),
-                         index_dir=index_dir(size, standin, work), **model, **changes)
-
-
-def embedder_for(standin: bool, settings):  # -> Embedder | HashEmbedder
-    from rag.embed import Embedder
-
-    return HashEmbedder() if standin else Embedder(settings.embed_model, settings.embed_batch_size)
-
-
-def progress_bar():
-    from tqdm import tqdm
-
-    bar: list = []
-
-    def update(done: int, total: int) -> None:
-        if not bar:
-            bar.append(tqdm(total=total, unit="sent", file=sys.stderr, mininterval=2, desc="embedding"))
-        bar[0].n = done
-        bar[0].refresh()
-
-    return update, (lambda: bar and bar[0].close())
-
-
-def sentence_texts(settings) -> list[str]:  # noqa: ANN001
-    """Every embedded sentence of the built index, in index order."""
-    from rag.index.local import Index
-
-    index = Index.load(settings.index_dir, settings)
-    out = []
-    for segment in index._segments:  # benchmark code may look inside
-        rows = segment.sentences
-        article = -1
-        text = ""
-        for a, s, e in rows:
-            if a != article:
-                article, text = int(a), segment.field(int(a), "text")
-            out.append(text[s:e])
-    index.close()
-    return out
+from bench.common import (  # noqa: E402, F401  (WORK, corpus_dir, ... are used through bench.build by older scripts)
+    WORK,
+    corpus_dir,
+    embedder_for,
+    index_dir,
+    progress_bar,
+    sentence_texts,
+    settings_for,
+)
 
 
 def raw_throughput(texts: list[str], batch_size: int) -> float:
     """Sentences/s of the model alone: one encode() call over all texts (it sorts by length itself)."""
-    from rag.embed import Embedder, _set_threads
+    from sentence_transformers import SentenceTransformer
 
-    model = Embedder()._load()
-    _set_threads(None)  # torch's default thread count, as the build's document encoding uses
+    from rag.config import DEFAULT_MODEL
+    from rag.embed import resolve_model
+
+    # its own copy of the model, on torch's default thread count as the build's document encoding uses
+    model = SentenceTransformer(resolve_model(DEFAULT_MODEL), device="cpu")
     model.encode(texts[:64], batch_size=batch_size)  # warm
     started = time.perf_counter()
     model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
@@ -102,7 +50,7 @@ def run(size: str, standin: bool, work: Path = WORK, pre_encoded: bool = False) 
     """A full build. `pre_encoded`: the real model's vectors come from bench/realcache.py, which timed the
     model alone on these very sentences; the build then times everything else, and the build rate is the
     sentences over (model time + the rest)."""
-    from rag.index.local import build_index
+    from rag.index.build import build_index
 
     settings = settings_for(size, standin, work)
     shutil.rmtree(settings.index_dir, ignore_errors=True)

@@ -72,8 +72,7 @@ def compare(size: str, standin: bool, work: Path, questions: list[str], ours: Ca
     from llama_index.core import SimpleDirectoryReader, StorageContext, VectorStoreIndex, load_index_from_storage
     from llama_index.vector_stores.faiss import FaissVectorStore
 
-    from bench.build import corpus_dir
-    from bench.run import _probe, pct
+    from bench.common import corpus_dir, pct, probe
     from bench.standin import HashEmbedder
     from rag.embed import Embedder
 
@@ -91,7 +90,7 @@ def compare(size: str, standin: bool, work: Path, questions: list[str], ours: Ca
     nodes = len(index.docstore.docs)
     del index, context, docs
 
-    loads = [_probe(_LOAD.format(d=str(persist))) for _ in range(3)]
+    loads = [probe(_LOAD.format(d=str(persist))) for _ in range(3)]
     load = sorted(loads, key=lambda r: r["load_s"])[1]  # the median of three
 
     store = FaissVectorStore.from_persist_dir(str(persist))

@@ -27,7 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.build import WORK, sentence_texts, settings_for  # noqa: E402
+from bench.common import WORK, sentence_texts, settings_for  # noqa: E402
 
 BATCH = 4096  # sentences per saved part: a kill loses at most one part
 
@@ -44,7 +44,7 @@ def encode_corpus(size: str, work: Path = WORK) -> dict:
     """Encode every sentence the index of `size` embeds, in resumable parts; returns the timing record."""
     from bench.standin import HashEmbedder
     from rag.embed import Embedder
-    from rag.index.local import build_index
+    from rag.index.build import build_index
 
     out = cache_dir(size, work)
     out.mkdir(parents=True, exist_ok=True)

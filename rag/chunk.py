@@ -64,6 +64,20 @@ def _cut_long(text: str, start: int, end: int, max_chars: int) -> Iterable[tuple
         yield start, end
 
 
+def chunk_id(article_id: str, start: int, end: int) -> str:
+    """The id of the chunk of `article_id` at start..end: stable across rebuilds and backends."""
+    return f"{article_id}:{start}-{end}"
+
+
+def parse_chunk_id(value: str) -> tuple[str, int, int]:
+    """(article id, start, end) of a chunk id; ValueError when `value` is not one."""
+    article_id, sep, span = value.rpartition(":")
+    start, dash, end = span.partition("-")
+    if not sep or not dash or not start.isdigit() or not end.isdigit():
+        raise ValueError(f"not a chunk id: {value!r}")
+    return article_id, int(start), int(end)
+
+
 def chunk_article(article: Article, max_chars: int = 700, overlap: int = 1) -> list[Chunk]:
     """Greedy runs of whole sentences up to `max_chars`, each starting `overlap` sentences before the last ended."""
     sentences = split_sentences(article.text, max_chars)
@@ -76,7 +90,7 @@ def chunk_article(article: Article, max_chars: int = 700, overlap: int = 1) -> l
         start, end = sentences[i][0], sentences[j - 1][1]
         chunks.append(
             Chunk(
-                id=f"{article.id}:{start}-{end}",
+                id=chunk_id(article.id, start, end),
                 article_id=article.id,
                 text=article.text[start:end],
                 start=start,

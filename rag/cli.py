@@ -96,7 +96,8 @@ def open_assistant(settings: Settings):  # -> Assistant
     from rag.pipeline import Assistant
 
     def building(reason: str) -> None:
-        click.echo(f"Building the index in {settings.index_dir} ({reason})…", err=True)
+        where = settings.index_dir if settings.index_backend == "local" else "the database"
+        click.echo(f"Building the index in {where} ({reason})…", err=True)
 
     update, close = _progress_bar()
     try:
@@ -133,17 +134,26 @@ def index() -> None:
 @articles_option
 @index_option
 @click.option("--rebuild", is_flag=True, help="Re-embed everything instead of only new or changed articles.")
+@click.option("--ray", "ray_address", metavar="auto|HOST:PORT", help="Embed on this Ray cluster (the ray extra).")
 @click.pass_context
-def index_build(ctx: click.Context, articles_dir: Path | None, index_dir: Path | None, rebuild: bool) -> None:
+def index_build(ctx: click.Context, articles_dir: Path | None, index_dir: Path | None, rebuild: bool,
+                ray_address: str | None) -> None:
     """Build index/ from the articles; a re-run embeds only new or changed articles."""
     from rag.index.factory import build_search_index
 
     settings = settings_for(ctx, articles_dir=articles_dir, index_dir=index_dir)
+    encoder = None
+    if ray_address is not None:
+        from rag.index.ray_embed import RayEncoder
+
+        encoder = RayEncoder(ray_address, settings.embed_model, settings.embed_batch_size)
     update, close = _progress_bar()
     try:
-        report = build_search_index(settings, progress=update, rebuild=rebuild)
+        report = build_search_index(settings, encoder, progress=update, rebuild=rebuild)
     finally:
         close()
+        if encoder is not None:
+            encoder.close()
     for skipped in report.skipped:
         click.echo(f"warning: skipped {skipped.path}: {skipped.reason}", err=True)
     if report.unchanged:
@@ -166,18 +176,29 @@ def index_info(ctx: click.Context, index_dir: Path | None, as_json: bool) -> Non
     from rag.index.local import index_size, missing_index, read_manifest
 
     settings = settings_for(ctx, index_dir=index_dir)
-    manifest = read_manifest(settings.index_dir)
-    if manifest is None:
-        raise missing_index(settings.index_dir)
-    size = index_size(settings.index_dir)
+    if settings.index_backend == "postgres":
+        from rag.index.postgres import PostgresIndex
+        from rag.index.postgres_schema import safe_url
+
+        pg = PostgresIndex(settings)
+        try:
+            manifest, size, where = pg.manifest, pg.size_bytes(), safe_url(settings.database_url)
+        finally:
+            pg.close()
+    else:
+        manifest = read_manifest(settings.index_dir)
+        if manifest is None:
+            raise missing_index(settings.index_dir)
+        size, where = index_size(settings.index_dir), str(settings.index_dir)
     info = {
-        "path": str(settings.index_dir),
+        "path": where,
         "articles_dir": manifest.get("articles_dir"),
         **manifest.get("counts", {}),
         "model": manifest.get("model"),
         "dimension": manifest.get("dimension"),
         "chunking": manifest.get("chunking"),
         "format_version": manifest.get("format_version"),
+        "backend": manifest.get("backend"),
         "built_at": manifest.get("built_at"),
         "size_bytes": size,
         "skipped": manifest.get("skipped", []),

@@ -26,6 +26,7 @@ _TOKEN = re.compile(r"[A-Za-z0-9._~+/=-]+")  # base64 / URL-safe: fits a header,
 
 ANSWER_MODES = ("extractive", "llm")
 INDEX_BACKENDS = ("local", "postgres")
+QUERY_ENCODERS = ("onnx", "torch")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,9 @@ class Settings:
     index_dir: Path = PROJECT_ROOT / "index"
     embed_model: str = DEFAULT_MODEL
     embed_batch_size: int = 64
+    # How questions are encoded (rag/embed/): "onnx" (ONNX Runtime, no torch: the fast cold start) or "torch".
+    # Documents are always encoded by the torch model, so both give vectors of the index's own model.
+    query_encoder: str = "onnx"
     chunk_max_chars: int = 700
     chunk_overlap: int = 1
     top_k: int = 8
@@ -78,6 +82,8 @@ class Settings:
             raise SettingsError("index_backend postgres needs database_url (RAG_DATABASE_URL=postgresql://user@host/db)")
         if self.answer_mode not in ANSWER_MODES:
             raise SettingsError(f"answer_mode must be one of {', '.join(ANSWER_MODES)}, got {self.answer_mode!r}")
+        if self.query_encoder not in QUERY_ENCODERS:
+            raise SettingsError(f"query_encoder must be one of {', '.join(QUERY_ENCODERS)}, got {self.query_encoder!r}")
         if not str(self.embed_model).strip():
             raise SettingsError("embed_model must not be empty")
         self._check_web()

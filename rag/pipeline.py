@@ -16,13 +16,25 @@ from rag.answer.extractive import RuleReader
 from rag.answer.question import DOUBT, FOLLOWUP, analyse, reading
 from rag.answer.spans import warm_up
 from rag.config import ANSWER_MODES, Settings
-from rag.embed import Embedder
+from rag.embed import encoder_for
 from rag.errors import LlmError, QuestionError, SettingsError
 from rag.index.factory import Progress, open_search_index
 from rag.protocols import Encoder, Reader, Reranker, Retriever, SearchIndex, StreamingReader
 from rag.retrieve.hybrid import HybridRetriever
 from rag.text import quote_is_verbatim, terms
 from rag.types import Answer, Passage, Query, Quote, StreamEvent
+
+
+def _in_background(load: Callable[[], None]) -> None:
+    """Run `load` in a daemon thread; a failure there is raised again, with its message, where the part is used."""
+
+    def run() -> None:
+        try:
+            load()
+        except Exception:  # noqa: BLE001  (reported on first use, in the caller's thread)
+            pass
+
+    threading.Thread(target=run, daemon=True).start()
 
 
 class Assistant:
@@ -51,9 +63,11 @@ class Assistant:
                       on_build: Callable[[str], None] | None = None) -> Assistant:
         """The usual parts for `settings`: the local index (built first when missing or stale), the sentence-
         transformers encoder, hybrid retrieval and the rule reader; the llm reader is loaded on first use."""
-        # spaCy reads every question; load it while the index and the embedding model load.
-        threading.Thread(target=warm_up, daemon=True).start()
-        encoder = encoder or Embedder(settings.embed_model, settings.embed_batch_size)
+        # spaCy reads every question, the encoder every question: load both while the index opens.
+        _in_background(warm_up)
+        encoder = encoder or encoder_for(settings)
+        if hasattr(encoder, "warm_up"):
+            _in_background(encoder.warm_up)
         index = open_search_index(settings, encoder, progress, on_build)
         retriever = HybridRetriever(index, encoder, settings.top_k)
         reader = RuleReader(index.doc_freq, index.num_chunks, settings.max_quotes, ReaderConfig())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+import threading
 
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 
@@ -45,11 +46,17 @@ def stopwords() -> frozenset[str]:
     return frozenset(STOPWORDS_EN) | QUESTION_WORDS
 
 
-@functools.lru_cache(maxsize=1)
-def _stemmer():  # -> Stemmer.Stemmer (PyStemmer, the Snowball English stemmer)
-    import Stemmer
+_local = threading.local()
 
-    return Stemmer.Stemmer("english")
+
+def _stemmer():  # -> Stemmer.Stemmer (PyStemmer, the Snowball English stemmer)
+    """This thread's stemmer: PyStemmer's objects keep internal state and "must not be called concurrently"."""
+    stemmer = getattr(_local, "stemmer", None)
+    if stemmer is None:
+        import Stemmer
+
+        stemmer = _local.stemmer = Stemmer.Stemmer("english")
+    return stemmer
 
 
 def bm25_idf(df: int, n_docs: int) -> float:

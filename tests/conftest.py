@@ -9,7 +9,7 @@ import pytest
 
 from rag.config import PROJECT_ROOT, Settings, load_settings
 from rag.embed import Embedder
-from rag.index.local import build_index
+from rag.index.build import build_index
 from rag.pipeline import Assistant
 
 BUNDLED = PROJECT_ROOT / "articles"

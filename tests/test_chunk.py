@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.chunk import chunk_article, split_sentences
+from rag.chunk import chunk_article, chunk_id, parse_chunk_id, split_sentences
 from rag.ingest.files import load_articles
 from rag.types import Article
 from tests.conftest import BUNDLED
@@ -63,3 +64,16 @@ _text = st.lists(
 @given(text=_text, max_chars=st.integers(100, 800), overlap=st.integers(0, 3))
 def test_offsets_hold_on_any_text(text: str, max_chars: int, overlap: int) -> None:
     check(Article(id="x", title="x", text=text), max_chars, overlap)
+
+
+def test_chunk_ids_round_trip_even_when_the_article_id_holds_colons() -> None:
+    for article_id in ("003_x.txt", "feed.jsonl#a:b", "nested/dir:odd/file.md"):
+        assert parse_chunk_id(chunk_id(article_id, 12, 345)) == (article_id, 12, 345)
+    article = Article("feed.json#k:1", "T", "One sentence here. Another one follows it.")
+    assert all(parse_chunk_id(c.id) == (article.id, c.start, c.end) for c in chunk_article(article))
+
+
+def test_a_malformed_chunk_id_is_refused() -> None:
+    for bad in ("no-span", "a.txt:12", "a.txt:x-3", ":-", "a.txt:-5"):
+        with pytest.raises(ValueError, match="not a chunk id"):
+            parse_chunk_id(bad)

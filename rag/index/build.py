@@ -25,6 +25,10 @@ from rag.embed import Embedder
 from rag.errors import RagError
 from rag.index.catalog import (
     CATALOG,
+    Delta,
+    FileRow,
+    StoredArticle,
+    Tombstone,
     all_skipped,
     check_compatible,
     commit_delta,
@@ -37,8 +41,10 @@ from rag.index.catalog import (
     remove_unlisted,
     scan_files,
     settings_signature,
+    stored_articles,
 )
-from rag.index.segment import EXACT_MAX_SENTENCES, SegmentStats, SegmentWriter
+from rag.index.dense import EXACT_MAX_SENTENCES
+from rag.index.segment import SegmentStats, SegmentWriter
 from rag.ingest.files import load_file
 from rag.text import terms
 from rag.types import Article, Skipped
@@ -217,12 +223,7 @@ def _build(settings: Settings, db: sqlite3.Connection | None, embedder: Embedder
     files = scan_files(settings.articles_dir, old_files)
     touched, restat, gone = file_changes(files, old_files)
 
-    old_articles: dict[str, tuple[str, str, int, str, int, int]] = {}  # id -> file, segment, row, hash, chunks, sentences
-    if db:
-        wanted = set(touched) | set(gone)
-        for fid in wanted:
-            for row in db.execute("SELECT id, file, segment, row, hash, chunks, sentences FROM articles WHERE file = ?", (fid,)):
-                old_articles[row[0]] = row[1:]
+    old_articles = stored_articles(db, set(touched) | set(gone)) if db else {}
     pending: list[_Pending] = []
     skipped_by_file: dict[str, list[Skipped]] = {}
     added, changed = [], []
@@ -234,12 +235,13 @@ def _build(settings: Settings, db: sqlite3.Connection | None, embedder: Embedder
             seen.add(article.id)
             digest = _article_hash(article)
             old = old_articles.get(article.id)
-            if old and old[3] == digest:
+            if old and old.hash == digest:
                 continue
             pending.append(_prepare(fid, article, settings))
             (changed if old else added).append(article.id)
     removed = sorted(a for a in old_articles if a not in seen)
-    dead = [(old_articles[a][1], old_articles[a][2], old_articles[a][4], old_articles[a][5]) for a in (*changed, *removed)]
+    dead = [Tombstone(old.segment, old.row, old.chunks, old.sentences)
+            for old in (old_articles[a] for a in (*changed, *removed))]
 
     if db and not pending and not removed and not gone and not touched and not restat:
         counts = read_meta(db).get("counts", {})
@@ -256,7 +258,7 @@ def _build(settings: Settings, db: sqlite3.Connection | None, embedder: Embedder
     if db:
         merge = _merge_plan(db, dead, embedded_now)
     stats: SegmentStats | None = None
-    placed: list[tuple[str, str, int, str, int, int]] = []
+    placed: list[StoredArticle] = []
     if db is None or pending or merge:
         stats, placed = _write_segment(index_dir, db, pending, vectors, merge, dead, dim, exact_max)
 
@@ -267,14 +269,14 @@ def _build(settings: Settings, db: sqlite3.Connection | None, embedder: Embedder
         "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "articles_dir": str(settings.articles_dir.resolve()),
     }
-    changed_files = [(fid, files[fid][1], files[fid][2], files[fid][3],
-                  json.dumps([[s.path, s.reason] for s in skipped_by_file.get(fid, [])]) or None)
-                 for fid in touched]
+    changed_files = [FileRow(fid, files[fid][1], files[fid][2], files[fid][3],
+                             json.dumps([[s.path, s.reason] for s in skipped_by_file.get(fid, [])]) or None)
+                     for fid in touched]
     if db is None and stats is not None:  # a full build always writes a segment
         live = commit_full(index_dir, meta, stats, placed, changed_files)
     elif db is not None:
-        live = commit_delta(db, meta, stats, placed, merge, dead, removed, gone, changed_files,
-                             [(files[f][1], files[f][2], f) for f in restat])
+        live = commit_delta(db, meta, Delta(stats, tuple(placed), tuple(merge), tuple(dead), tuple(removed), tuple(gone),
+                                            tuple(changed_files), tuple((files[f][1], files[f][2], f) for f in restat)))
     remove_unlisted(index_dir, live)
     shutil.rmtree(index_dir / ".scratch", ignore_errors=True)
     check = connect(index_dir / CATALOG)
@@ -290,12 +292,12 @@ def _build(settings: Settings, db: sqlite3.Connection | None, embedder: Embedder
 
 
 def _write_segment(index_dir: Path, db: sqlite3.Connection | None, pending: list[_Pending], vectors: list[np.ndarray],
-                   merge: list[str], dead: list[tuple[str, int, int, int]], dim: int, exact_max: int,
-                   ) -> tuple[SegmentStats, list[tuple[str, str, int, str, int, int]]]:
+                   merge: list[str], dead: list[Tombstone], dim: int, exact_max: int,
+                   ) -> tuple[SegmentStats, list[StoredArticle]]:
     """A new segment holding the live articles of the `merge` segments (stored vectors) and the pending ones."""
     name = _next_segment_name(index_dir)
     old_segments = open_segments(index_dir, db, only=merge) if merge and db else {}
-    dead_rows = {(s, r) for s, r, _, _ in dead}
+    dead_rows = {(d.segment, d.row) for d in dead}
     carried: list[tuple[str, _Pending, np.ndarray]] = []  # file, parts, vectors
     try:
         for seg_name in merge:
@@ -305,26 +307,27 @@ def _write_segment(index_dir: Path, db: sqlite3.Connection | None, pending: list
             for row in segment.live_rows():
                 if (seg_name, row) in dead_rows or row not in files:
                     continue
-                article, digest, spans, chunks = segment.article_parts(row)
-                carried.append((files[row][1], _Pending("", article, digest, spans, chunks), segment.article_vectors(row)))
+                parts = segment.article_parts(row)
+                carried.append((files[row][1], _Pending("", parts.article, parts.digest, list(parts.spans), list(parts.chunks)),
+                                segment.article_vectors(row)))
         total = sum(len(c[1].spans) for c in carried) + sum(len(p.spans) for p in pending)
         writer = SegmentWriter(index_dir / name, dim, total, exact_max)
-        placed: list[tuple[str, str, int, str, int, int]] = []  # id, file, row, hash, chunks, sentences
+        placed: list[StoredArticle] = []
         for fid, item, vecs in [*carried, *((p.fid, p, v) for p, v in zip(pending, vectors, strict=True))]:
             writer.add(item.article, item.digest, item.spans, item.chunks, _chunk_terms(item.article, item.chunks), vecs)
-            placed.append((item.article.id, fid, len(placed), item.digest, len(item.chunks), len(item.spans)))
+            placed.append(StoredArticle(item.article.id, fid, name, len(placed), item.digest, len(item.chunks), len(item.spans)))
     finally:
         for segment in old_segments.values():
             segment.close()
     return writer.finish(), placed
 
 
-def _merge_plan(db: sqlite3.Connection, dead: list[tuple[str, int, int, int]], new_sentences: int) -> list[str]:
+def _merge_plan(db: sqlite3.Connection, dead: list[Tombstone], new_sentences: int) -> list[str]:
     """Trailing segments to fold into the new one: those no more than MERGE_RATIO times what follows them,
     and any that would be more than DEAD_LIMIT tombstoned."""
     dead_now = dict(db.execute("SELECT segment, sum(sentences) FROM tombstones GROUP BY segment").fetchall())
-    for seg, _, _, n in dead:
-        dead_now[seg] = dead_now.get(seg, 0) + n
+    for d in dead:
+        dead_now[d.segment] = dead_now.get(d.segment, 0) + d.sentences
     segments = db.execute("SELECT name, sentences FROM segments ORDER BY seq").fetchall()
     merge: list[str] = []
     carried = new_sentences

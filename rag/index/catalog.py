@@ -26,7 +26,8 @@ from rag.index.segment import Segment, SegmentStats
 from rag.ingest.files import walk_article_files
 from rag.types import Skipped
 
-FORMAT_VERSION = 2
+# 3: the catalog records the backend; large segments keep 8-bit codes instead of float16 vectors (rag.index.dense)
+FORMAT_VERSION = 3
 
 
 REBUILD_HINT = "rebuild it with: rag index build --rebuild"
@@ -51,6 +52,71 @@ CREATE TABLE files (fid TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGE
 
 
 @dataclass(frozen=True, slots=True)
+class StoredArticle:
+    """The catalog's row for a live article: where it is stored and what it was built from."""
+
+    id: str
+    file: str
+    segment: str
+    row: int
+    hash: str
+    chunks: int
+    sentences: int
+
+
+@dataclass(frozen=True, slots=True)
+class Tombstone:
+    """An article row of a segment that was changed or deleted after the segment was written."""
+
+    segment: str
+    row: int
+    chunks: int
+    sentences: int
+
+
+@dataclass(frozen=True, slots=True)
+class FileRow:
+    """An article file as the last build saw it; `skipped` is the JSON list of its skipped parts."""
+
+    fid: str
+    size: int
+    mtime_ns: int
+    sha256: str
+    skipped: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """What one incremental build changes, committed in one transaction by `commit_delta`."""
+
+    stats: SegmentStats | None  # the new segment, if one was written
+    placed: tuple[StoredArticle, ...]  # the articles in it
+    merge: tuple[str, ...]  # segments folded into it
+    dead: tuple[Tombstone, ...]  # rows of older segments that changed or went
+    removed: tuple[str, ...]  # article ids that are gone
+    gone: tuple[str, ...]  # file ids that are gone
+    files: tuple[FileRow, ...]  # files read again
+    restat: tuple[tuple[int, int, str], ...]  # (size, mtime_ns, fid) of files touched but unchanged
+
+
+def _article_rows(placed: tuple[StoredArticle, ...] | list[StoredArticle]) -> list[tuple]:
+    return [(a.id, a.file, a.segment, a.row, a.hash, a.chunks, a.sentences) for a in placed]
+
+
+def _file_rows(files: tuple[FileRow, ...] | list[FileRow]) -> list[tuple]:
+    return [(f.fid, f.size, f.mtime_ns, f.sha256, f.skipped) for f in files]
+
+
+def stored_articles(db: sqlite3.Connection, file_ids: set[str]) -> dict[str, StoredArticle]:
+    """The catalog's articles of the files `file_ids`, by article id."""
+    out = {}
+    for fid in file_ids:
+        for row in db.execute("SELECT id, file, segment, row, hash, chunks, sentences FROM articles WHERE file = ?", (fid,)):
+            out[row[0]] = StoredArticle(*row)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
 class Freshness:
     """How the index on disk compares with the articles folder."""
 
@@ -63,6 +129,7 @@ class Freshness:
 def settings_signature(settings: Settings) -> dict[str, Any]:
     return {
         "format_version": FORMAT_VERSION,
+        "backend": settings.index_backend,
         "model": settings.embed_model,
         "chunking": {"splitter": "punkt+lines", "max_chars": settings.chunk_max_chars, "overlap": settings.chunk_overlap},
         "lexical": {"library": "bm25s", "tokenizer": "rag.text.terms/v2"},
@@ -111,9 +178,11 @@ def read_manifest(index_dir: Path) -> dict[str, Any] | None:
 
 
 def check_compatible(manifest: dict[str, Any], settings: Settings) -> None:
-    """Raise IndexMismatchError when the index was built by another model, chunking or format."""
+    """Raise IndexMismatchError when the index was built by another format, backend, model or chunking."""
     want = settings_signature(settings)
-    for key, label in (("format_version", "format version"), ("model", "embedding model"), ("chunking", "chunking"), ("lexical", "lexical index")):
+    checks = (("format_version", "format version"), ("backend", "index backend"), ("model", "embedding model"),
+              ("chunking", "chunking"), ("lexical", "lexical index"))
+    for key, label in checks:
         if manifest.get(key) != want[key]:
             raise IndexMismatchError(
                 f"the index in {settings.index_dir} was built with {label} {manifest.get(key)!r}, "
@@ -222,7 +291,8 @@ def set_counts(db: sqlite3.Connection, meta: dict[str, Any]) -> None:
     db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in meta.items()])
 
 
-def commit_full(index_dir: Path, meta: dict[str, Any], stats: SegmentStats, placed: list, file_rows: list) -> set[str]:
+def commit_full(index_dir: Path, meta: dict[str, Any], stats: SegmentStats, placed: list[StoredArticle],
+                files: list[FileRow]) -> set[str]:
     """A whole new catalog, written beside the live one and swapped in atomically."""
     path = index_dir / (CATALOG + ".new")
     with contextlib.suppress(FileNotFoundError):
@@ -232,9 +302,8 @@ def commit_full(index_dir: Path, meta: dict[str, Any], stats: SegmentStats, plac
         db.executescript(_CATALOG_SCHEMA)
         db.execute("BEGIN")
         db.execute("INSERT INTO segments VALUES (?, 1, ?, ?, ?, ?)", (stats.name, stats.articles, stats.chunks, stats.sentences, stats.kind))
-        db.executemany("INSERT INTO articles VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       [(aid, fid, stats.name, row, h, c, s) for aid, fid, row, h, c, s in placed])
-        db.executemany("INSERT INTO files VALUES (?, ?, ?, ?, ?)", file_rows)
+        db.executemany("INSERT INTO articles VALUES (?, ?, ?, ?, ?, ?, ?)", _article_rows(placed))
+        db.executemany("INSERT INTO files VALUES (?, ?, ?, ?, ?)", _file_rows(files))
         set_counts(db, meta)
         db.execute("COMMIT")
     finally:
@@ -249,26 +318,26 @@ def commit_full(index_dir: Path, meta: dict[str, Any], stats: SegmentStats, plac
     return {stats.name}
 
 
-def commit_delta(db: sqlite3.Connection, meta: dict[str, Any], stats: SegmentStats | None, placed: list, merge: list[str],
-                  dead: list[tuple[str, int, int, int]], removed: list[str], gone: list[str], file_rows: list,
-                  restat: list[tuple[int, int, str]]) -> set[str]:
+def commit_delta(db: sqlite3.Connection, meta: dict[str, Any], delta: Delta) -> set[str]:
     """One transaction: the new segment in, merged segments out, tombstones, articles and files updated."""
     db.execute("BEGIN IMMEDIATE")
     try:
         seq = db.execute("SELECT coalesce(max(seq), 0) + 1 FROM segments").fetchone()[0]
-        for name in merge:
+        for name in delta.merge:
             db.execute("DELETE FROM segments WHERE name = ?", (name,))
             db.execute("DELETE FROM tombstones WHERE segment = ?", (name,))
+        stats = delta.stats
         if stats is not None:
             db.execute("INSERT INTO segments VALUES (?, ?, ?, ?, ?, ?)",
                        (stats.name, seq, stats.articles, stats.chunks, stats.sentences, stats.kind))
-        db.executemany("INSERT OR REPLACE INTO tombstones VALUES (?, ?, ?, ?)", [d for d in dead if d[0] not in merge])
-        db.executemany("DELETE FROM articles WHERE id = ?", [(a,) for a in removed])
+        db.executemany("INSERT OR REPLACE INTO tombstones VALUES (?, ?, ?, ?)",
+                       [(d.segment, d.row, d.chunks, d.sentences) for d in delta.dead if d.segment not in delta.merge])
+        db.executemany("DELETE FROM articles WHERE id = ?", [(a,) for a in delta.removed])
         db.executemany("INSERT OR REPLACE INTO articles VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       [(aid, fid, stats.name, row, h, c, s) for aid, fid, row, h, c, s in placed] if stats else [])
-        db.executemany("DELETE FROM files WHERE fid = ?", [(f,) for f in gone])
-        db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)", file_rows)
-        db.executemany("UPDATE files SET size = ?, mtime_ns = ? WHERE fid = ?", restat)
+                       _article_rows(delta.placed) if stats else [])
+        db.executemany("DELETE FROM files WHERE fid = ?", [(f,) for f in delta.gone])
+        db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)", _file_rows(delta.files))
+        db.executemany("UPDATE files SET size = ?, mtime_ns = ? WHERE fid = ?", delta.restat)
         set_counts(db, meta)
         db.execute("COMMIT")
     except BaseException:

@@ -24,7 +24,9 @@ def open_search_index(settings: Settings, encoder: Encoder | None = None, progre
 
         return open_index(settings, encoder, progress, on_build)
     if settings.index_backend == "postgres":
-        raise SettingsError("the postgres index backend is not available in this build")
+        from rag.index.postgres import open_postgres_index
+
+        return open_postgres_index(settings, encoder, progress, on_build)
     raise SettingsError(f"unknown index_backend {settings.index_backend!r}")
 
 
@@ -36,5 +38,7 @@ def build_search_index(settings: Settings, encoder: Encoder | None = None, progr
 
         return build_index(settings, encoder, progress, rebuild=rebuild)
     if settings.index_backend == "postgres":
-        raise SettingsError("the postgres index backend is not available in this build")
+        from rag.index.postgres_build import build_postgres
+
+        return build_postgres(settings, encoder, progress, rebuild=rebuild)
     raise SettingsError(f"unknown index_backend {settings.index_backend!r}")

@@ -1,19 +1,19 @@
-"""The persisted index: its layout, and the read side (open it, search it). Building is rag.build.
+"""The local index backend, read side: the live segments on disk seen as one `SearchIndex` keyed by chunk id.
 
 Layout of `index_dir`:
     catalog.sqlite   the live state, changed only inside one SQLite transaction: settings signature and
                      counts (meta), the live segments in order, tombstones (article rows of a segment that
                      were changed or deleted since), every article's hash and place, every file's size, mtime
-                     and sha256
+                     and sha256 (see rag.index.catalog)
     gen-NNNNNN/      immutable segments (see rag.index.segment): a large base and small deltas
     .scratch/        vectors of article batches embedded by a build that has not finished yet
-A build embeds only new or changed articles into a new delta segment, tombstones the old copies and
-commits the catalog; nothing that did not change is rewritten. When a delta grows to a quarter of the
-segment before it (or a segment is a quarter dead) they are merged, reusing stored vectors, so the number
-of segments stays logarithmic. A killed build leaves the last committed catalog, whose segments are intact;
-its finished embedding batches stay in .scratch/ and the next build reuses them. A full build (first build,
---rebuild, other settings) writes a whole new catalog and swaps it in with os.replace.
-FAISS and segment row numbers never leave this module and rag.store.
+A build (rag.index.build) embeds only new or changed articles into a new delta segment, tombstones the old
+copies and commits the catalog; nothing that did not change is rewritten. When a delta grows to a quarter of
+the segment before it (or a segment is a quarter dead) they are merged, reusing stored vectors, so the number
+of segments stays logarithmic. A killed build leaves the last committed catalog, whose segments are intact.
+
+Segment and FAISS row numbers never leave rag.index: every search returns chunk ids (`rag.protocols.Hit`).
+This module does not import the build path; `open_index` loads it only when it has to build.
 """
 
 from __future__ import annotations
@@ -25,10 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from rag.chunk import chunk_id, parse_chunk_id
 from rag.config import Settings
-from rag.embed import Embedder
 from rag.errors import IndexMissingError
-from rag.index.build import BuildReport, Progress, build_index  # noqa: F401  (re-exported: callers use rag.index.local)
 from rag.index.catalog import (  # noqa: F401  (re-exported: the CLI and tests use these through rag.index.local)
     CATALOG,
     FORMAT_VERSION,
@@ -42,28 +41,40 @@ from rag.index.catalog import (  # noqa: F401  (re-exported: the CLI and tests u
     read_manifest,
 )
 from rag.index.segment import Segment
+from rag.protocols import Encoder, Hit
 from rag.text import bm25_idf
-from rag.types import Article, ArticleHeader, Chunk
+from rag.types import Article, ArticleHeader, Chunk, Passage
+
+Progress = Callable[[int, int], None]
+_WHERE_LIMIT = 50_000  # chunk ids remembered from searches, so `passage` finds their segment without a lookup
+
+
+def __getattr__(name: str) -> Any:
+    """`build_index` and `BuildReport` used to be re-exported here; they now live in rag.index.build, which the
+    query path must not import, so old callers get them on first use only."""
+    if name in {"build_index", "BuildReport"}:
+        from rag.index import build
+
+        return getattr(build, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Index:
-    """The loaded live segments, seen as one index with global row numbers. Read-only."""
+    """The loaded live segments, seen as one read-only `rag.protocols.SearchIndex`. Thread-safe."""
 
     def __init__(self, path: Path, manifest: dict[str, Any], segments: list[Segment]) -> None:
         self.path = path
         self.manifest = manifest
-        self._segments = segments
-        self._s_off = np.cumsum([0] + [s.info["sentences"] for s in segments])
-        self._c_off = np.cumsum([0] + [s.info["chunks"] for s in segments])
-        self._a_off = np.cumsum([0] + [s.info["articles"] for s in segments])
+        self._segments = tuple(segments)
         self._dim = int(manifest.get("dimension") or (segments[0].info["dimension"] if segments else 0))
-        self._cache: dict[tuple[int, str], str] = {}
-        self._lock = threading.Lock()
         self._total_docs = sum(s.num_docs for s in segments)
+        self._largest = max(range(len(segments)), key=lambda i: segments[i].num_docs) if segments else -1
+        self._where: dict[str, tuple[int, int]] = {}  # chunk id -> (segment, local chunk row)
+        self._lock = threading.Lock()
 
     @classmethod
     def load(cls, index_dir: Path, settings: Settings) -> Index:
-        """Open the live segments; refuse an index built by another model, chunking or format."""
+        """Open the live segments; refuse an index built by another model, chunking, backend or format."""
         manifest = read_manifest(index_dir)
         if manifest is None:
             raise missing_index(index_dir)
@@ -80,42 +91,117 @@ class Index:
             segment.close()
 
     @property
+    def segments(self) -> tuple[Segment, ...]:
+        """The live segments, oldest first: for benchmarks and tests that look inside (rows stay local)."""
+        return self._segments
+
+    @property
     def dimension(self) -> int:
         return self._dim
 
     @property
     def num_chunks(self) -> int:
-        return int(self.manifest.get("counts", {}).get("chunks", self._c_off[-1]))
+        return int(self.manifest.get("counts", {}).get("chunks", self._total_docs))
 
     @property
     def num_articles(self) -> int:
         return int(self.manifest.get("counts", {}).get("articles", 0))
 
-    def _at(self, offsets: np.ndarray, row: int) -> tuple[int, int]:
-        i = int(np.searchsorted(offsets, row, side="right")) - 1
-        return i, row - int(offsets[i])
-
-    def article_ids(self) -> list[str]:
-        return [aid for segment in self._segments for aid in segment.live_ids()]
-
-    def _field(self, article_row: int, name: str) -> str:
-        key = (article_row, name)
-        value = self._cache.get(key)
-        if value is None:
-            i, local = self._at(self._a_off, article_row)
-            value = self._segments[i].field(local, name)
+    # chunk ids <-> segment rows (the only place they meet)
+    def _id_of(self, segment: int, chunk: int) -> str:
+        value = chunk_id(*self._segments[segment].chunk_key(chunk))
+        if len(self._where) > _WHERE_LIMIT:
             with self._lock:
-                if len(self._cache) > 1024:
-                    self._cache.clear()
-                self._cache[key] = value
+                self._where.clear()
+        self._where[value] = (segment, chunk)
         return value
 
-    def article_headers(self) -> list[ArticleHeader]:
-        """Every live article's id, title and date, in the order of `article_ids`."""
-        return [header for segment in self._segments for header in segment.headers()]
+    def _locate(self, value: str) -> tuple[int, int]:
+        found = self._where.get(value)
+        if found is not None:
+            return found
+        try:
+            article_id, start, end = parse_chunk_id(value)
+        except ValueError:
+            raise KeyError(value) from None
+        for i in range(len(self._segments) - 1, -1, -1):
+            chunk = self._segments[i].find_chunk(article_id, start, end)
+            if chunk is not None:
+                return i, chunk
+        raise KeyError(value)
 
-    def title(self, article_row: int) -> str:
-        return self._field(article_row, "title")
+    # the SearchIndex protocol
+    def dense_search(self, vector: np.ndarray, k: int) -> tuple[Hit, ...]:
+        """Chunks of the `k` sentences most similar to `vector`, best first, each chunk once (scored by its
+        best sentence)."""
+        hits: dict[str, Hit] = {}
+        for segment, sentence, score in self._sentence_hits(vector, k):
+            for chunk in self._segments[segment].chunks_of_sentence(sentence):
+                value = self._id_of(segment, chunk)
+                if value not in hits:
+                    hits[value] = Hit(value, score)
+        return tuple(hits.values())
+
+    def _sentence_hits(self, vector: np.ndarray, k: int) -> list[tuple[int, int, float]]:
+        """(segment, local sentence row, cosine) of the k best live sentences, best first."""
+        found = [(i, *segment.search(vector, k)) for i, segment in enumerate(self._segments)]
+        if not found:
+            return []
+        where = np.concatenate([np.full(len(rows), i, dtype=np.int64) for i, rows, _ in found])
+        rows = np.concatenate([rows for _, rows, _ in found])
+        scores = np.concatenate([scores for _, _, scores in found])
+        best = np.argsort(-scores, kind="stable")[:k]
+        return [(int(where[b]), int(rows[b]), float(np.float32(scores[b]))) for b in best]
+
+    def sentence_search(self, vector: np.ndarray, k: int) -> tuple[list[tuple[str, int]], np.ndarray]:
+        """((segment name, local sentence row), score) of the k best live sentences: for benchmarks that compare
+        the dense search with exact search (rows stay paired with their segment)."""
+        hits = self._sentence_hits(vector, k)
+        return ([(self._segments[s].name, r) for s, r, _ in hits],
+                np.asarray([score for _, _, score in hits], dtype=np.float32))
+
+    def lexical_search(self, terms: list[str], k: int) -> tuple[Hit, ...]:
+        """The `k` chunks that best match the stemmed `terms` (BM25), best first; only chunks sharing a term.
+
+        The largest segment scores with its own statistics (it holds most of the corpus); smaller ones are
+        re-weighted to the whole index's IDF so a fresh delta is not ranked by its own tiny vocabulary.
+        """
+        terms = list(terms)
+        if k <= 0 or not any(self.doc_freq(t) for t in terms):
+            return ()
+        where, rows, scores = [], [], []
+        for i, segment in enumerate(self._segments):
+            weights = None
+            if i != self._largest:
+                weights = {}
+                for t in set(terms):
+                    df = segment.df(t)
+                    if df:
+                        local = bm25_idf(df, segment.num_docs)
+                        weights[t] = bm25_idf(self.doc_freq(t), self._total_docs) / local if local > 0 else 1.0
+            r, s = segment.lexical_search(terms, k, weights)
+            where.append(np.full(len(r), i, dtype=np.int64))
+            rows.append(r)
+            scores.append(s)
+        all_where, all_rows, all_scores = np.concatenate(where), np.concatenate(rows), np.concatenate(scores)
+        best = np.argsort(-all_scores, kind="stable")[:k]
+        return tuple(Hit(self._id_of(int(all_where[b]), int(all_rows[b])), float(all_scores[b])) for b in best)
+
+    def doc_freq(self, term: str) -> int:
+        """How many live and dead chunks contain the stemmed `term` (BM25's statistics count both)."""
+        return sum(segment.df(term) for segment in self._segments)
+
+    def passage(self, chunk_id: str, vector: np.ndarray) -> Passage:
+        """The chunk, its article's title and the similarity of `vector` to each of its sentences."""
+        segment, chunk = self._locate(chunk_id)
+        found, title = self._segments[segment].chunk(chunk, chunk_id)
+        scores = self._segments[segment].chunk_sentence_scores(chunk, vector)
+        return Passage(chunk=found, title=title, score=0.0, rank=0, sentence_scores=tuple(float(s) for s in scores))
+
+    def chunk(self, chunk_id: str) -> Chunk:
+        """The live chunk `chunk_id`; KeyError when there is none."""
+        segment, chunk = self._locate(chunk_id)
+        return self._segments[segment].chunk(chunk, chunk_id)[0]
 
     def article(self, article_id: str) -> Article | None:
         for segment in reversed(self._segments):
@@ -124,89 +210,22 @@ class Index:
                 return segment.article(row)
         return None
 
+    def article_headers(self) -> list[ArticleHeader]:
+        """Every live article's id, title and date, in the order of `article_ids`."""
+        return [header for segment in self._segments for header in segment.headers()]
+
+    # beyond the protocol: the local backend's own extras
+    def article_ids(self) -> list[str]:
+        """Every live article's id, segment by segment in row order."""
+        return [aid for segment in self._segments for aid in segment.live_ids()]
+
     def article_vectors(self, article_id: str) -> np.ndarray | None:
+        """The stored sentence vectors of the live article, or None."""
         for segment in reversed(self._segments):
             row = segment.find(article_id)
             if row is not None:
                 return segment.article_vectors(row)
         return None
-
-    def chunk(self, row: int) -> Chunk:
-        i, local = self._at(self._c_off, row)
-        segment = self._segments[i]
-        article_row, start, end, first, last = (int(x) for x in segment.chunks[local])
-        spans = tuple((int(s), int(e)) for _, s, e in segment.sentences[first : last + 1])
-        global_article = int(self._a_off[i]) + article_row
-        article_id = self._field(global_article, "id")
-        text = self._field(global_article, "text")
-        return Chunk(f"{article_id}:{start}-{end}", article_id, text[start:end], start, end, spans)
-
-    def chunk_article_row(self, row: int) -> int:
-        i, local = self._at(self._c_off, row)
-        return int(self._a_off[i]) + int(self._segments[i].chunks[local, 0])
-
-    def chunks_of_sentence(self, sentence_row: int) -> list[int]:
-        i, local = self._at(self._s_off, sentence_row)
-        chunks = self._segments[i].chunks
-        first = int(np.searchsorted(chunks[:, 4], local, side="left"))
-        out = []
-        for row in range(first, len(chunks)):
-            if chunks[row, 3] > local:
-                break
-            out.append(int(self._c_off[i]) + row)
-        return out
-
-    def chunk_sentence_rows(self, row: int) -> range:
-        i, local = self._at(self._c_off, row)
-        chunk = self._segments[i].chunks[local]
-        base = int(self._s_off[i])
-        return range(base + int(chunk[3]), base + int(chunk[4]) + 1)
-
-    def dense_search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(sentence rows, cosine scores), best first, over every live sentence."""
-        rows, scores = [], []
-        for i, segment in enumerate(self._segments):
-            r, s = segment.search(query, k)
-            rows.append(r + int(self._s_off[i]))
-            scores.append(s)
-        if not rows:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        all_rows, all_scores = np.concatenate(rows), np.concatenate(scores)
-        best = np.argsort(-all_scores, kind="stable")[:k]
-        return all_rows[best].astype(np.int64), all_scores[best].astype(np.float32)
-
-    def sentence_scores(self, query: np.ndarray, rows: range) -> np.ndarray:
-        i, local = self._at(self._s_off, rows.start)
-        return np.asarray(self._segments[i].vectors[local : local + len(rows)], dtype=np.float32) @ query
-
-    def lexical_search(self, query_terms: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(chunk rows, BM25 scores), best first; only chunks that share a term with the query.
-
-        The largest segment scores with its own statistics (it holds most of the corpus); smaller ones are
-        re-weighted to the whole index's IDF so a fresh delta is not ranked by its own tiny vocabulary.
-        """
-        if k <= 0 or not any(self.doc_freq(t) for t in query_terms):
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        largest = max(range(len(self._segments)), key=lambda i: self._segments[i].num_docs)
-        rows, scores = [], []
-        for i, segment in enumerate(self._segments):
-            weights = None
-            if i != largest:
-                weights = {}
-                for t in set(query_terms):
-                    df = segment.df(t)
-                    if df:
-                        local = bm25_idf(df, segment.num_docs)
-                        weights[t] = bm25_idf(self.doc_freq(t), self._total_docs) / local if local > 0 else 1.0
-            r, s = segment.lexical(query_terms, k, weights)
-            rows.append(r + int(self._c_off[i]))
-            scores.append(s)
-        all_rows, all_scores = np.concatenate(rows), np.concatenate(scores)
-        best = np.argsort(-all_scores, kind="stable")[:k]
-        return all_rows[best], all_scores[best]
-
-    def doc_freq(self, term: str) -> int:
-        return sum(segment.df(term) for segment in self._segments)
 
     def size_bytes(self) -> int:
         return index_size(self.path)
@@ -221,7 +240,7 @@ def index_size(index_dir: Path) -> int:
     return sum(p.stat().st_size for p in index_dir.rglob("*") if p.is_file() and ".scratch" not in p.parts)
 
 
-def open_index(settings: Settings, embedder: Embedder | None = None, progress: Progress | None = None,
+def open_index(settings: Settings, encoder: Encoder | None = None, progress: Progress | None = None,
                on_build: Callable[[str], None] | None = None) -> Index:
     """The index for `settings`, built first when missing or stale and `settings.auto_build` is on
     (`on_build(reason)` is told just before, e.g. "there is no index yet")."""
@@ -236,5 +255,7 @@ def open_index(settings: Settings, embedder: Embedder | None = None, progress: P
                 check_compatible(manifest, settings)
             if on_build is not None:
                 on_build(state.reason)
-            build_index(settings, embedder, progress)
+            from rag.index.build import build_index  # the build path, loaded only when there is something to build
+
+            build_index(settings, encoder, progress)
     return Index.load(settings.index_dir, settings)

@@ -1,22 +1,22 @@
-"""Ingest: turn a folder (or one file) of articles into `Article`s, skipping and reporting what cannot be read.
+"""Ingest: walk a folder of articles (the change scan's file listing), read each file and hand it to its
+format's module, skipping and reporting what cannot be read.
 
-Formats: .txt and .md (title = first line or first heading), .html/.htm (main text via BeautifulSoup),
-.json (a record, a list of records, or {"articles": [...]}) and .jsonl (one record a line). A record has
-`title`, `body` or `text`, and optionally `url`, `published_at`, `source`, `id`.
+Formats, one module each: rag.ingest.plain (.txt and .md: title = first line or first heading),
+rag.ingest.html (.html/.htm: main text via BeautifulSoup), rag.ingest.records (.json: a record, a list of
+records, or {"articles": [...]}; .jsonl: one record a line).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from rag.errors import IngestError
+from rag.ingest.html import html_article
+from rag.ingest.plain import plain_article
+from rag.ingest.records import json_articles
 from rag.types import Article, Skipped
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
@@ -24,7 +24,6 @@ HTML_SUFFIXES = {".html", ".htm"}
 JSON_SUFFIXES = {".json", ".jsonl"}
 SUPPORTED = TEXT_SUFFIXES | HTML_SUFFIXES | JSON_SUFFIXES
 MAX_FILE_BYTES = 200 * 1024 * 1024
-_TITLE_WORDS = 14
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,129 +121,8 @@ def load_file(path: Path, fid: str) -> tuple[list[Article], list[Skipped]]:
     if not text.strip():
         return [], [Skipped(fid, "empty file")]
     if suffix in TEXT_SUFFIXES:
-        return [_plain_article(fid, path, text, markdown=suffix != ".txt")], []
+        return [plain_article(fid, path, text, markdown=suffix != ".txt")], []
     if suffix in HTML_SUFFIXES:
-        article = _html_article(fid, path, text)
+        article = html_article(fid, path, text)
         return ([article], []) if article else ([], [Skipped(fid, "no text in the HTML")])
-    return _json_articles(fid, path, text, lines=suffix == ".jsonl")
-
-
-def _short_title(line: str) -> str:
-    line = " ".join(line.split())
-    words = line.split(" ")
-    if len(line) <= 120 and len(words) <= 20:
-        return line.rstrip(".")
-    return " ".join(words[:_TITLE_WORDS]).rstrip(",;:") + "…"
-
-
-def _plain_article(fid: str, path: Path, text: str, markdown: bool) -> Article:
-    title = ""
-    if markdown:
-        heading = re.search(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", text, flags=re.MULTILINE)
-        if heading:
-            title = heading.group(1)
-    if not title:
-        first = next(line for line in text.splitlines() if line.strip())
-        title = first.lstrip("#").strip()
-    return Article(id=fid, title=_short_title(title), text=text, path=str(path))
-
-
-_SKIP_TAGS = ["script", "style", "noscript", "template", "nav", "header", "footer", "aside", "form", "svg", "iframe"]
-_BLOCK_TAGS = ["p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "pre", "figcaption", "td", "dd", "dt"]
-
-
-def _html_article(fid: str, path: Path, html: str) -> Article | None:
-    # BeautifulSoup with the stdlib parser: a real HTML parser, tolerant of broken markup, no C deps.
-    from bs4 import BeautifulSoup
-
-    soup = BeautifulSoup(html, "html.parser")
-    title = ""
-    meta = soup.find("meta", attrs={"property": "og:title"})
-    if meta and meta.get("content"):
-        title = str(meta["content"])
-    elif soup.title and soup.title.get_text(strip=True):
-        title = soup.title.get_text(" ", strip=True)
-    for tag in soup(_SKIP_TAGS):
-        tag.decompose()
-    root = soup.find("article") or soup.find("main") or soup.body or soup
-    blocks = []
-    for element in root.find_all(_BLOCK_TAGS):
-        if element.find_parent(_BLOCK_TAGS):
-            continue  # its text is already part of an enclosing block
-        block = " ".join(element.get_text(" ", strip=True).split())
-        if block:
-            blocks.append(block)
-    if not blocks:
-        text = " ".join(root.get_text(" ", strip=True).split())
-        blocks = [text] if text else []
-    if not blocks:
-        return None
-    if not title:
-        h1 = root.find("h1")
-        title = h1.get_text(" ", strip=True) if h1 else blocks[0]
-    return Article(id=fid, title=_short_title(title), text="\n".join(blocks), path=str(path))
-
-
-def _records(text: str, lines: bool) -> Iterator[tuple[str, Any]]:
-    """(where, record) pairs; `record` is an exception when that part cannot be parsed."""
-    if lines:
-        for number, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                try:
-                    yield f"line {number}", json.loads(line)
-                except json.JSONDecodeError as exc:
-                    yield f"line {number}", exc
-        return
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        yield "file", exc
-        return
-    if isinstance(data, dict) and isinstance(data.get("articles"), list):
-        data = data["articles"]
-    if isinstance(data, dict):
-        data = [data]
-    if not isinstance(data, list):
-        yield "file", ValueError("expected a JSON object or a list of objects")
-        return
-    for number, record in enumerate(data, start=1):
-        yield f"record {number}", record
-
-
-def _json_articles(fid: str, path: Path, text: str, lines: bool) -> tuple[list[Article], list[Skipped]]:
-    articles: list[Article] = []
-    skipped: list[Skipped] = []
-    seen: set[str] = set()
-    for where, record in _records(text, lines):
-        if isinstance(record, Exception):
-            skipped.append(Skipped(f"{fid} ({where})", f"invalid JSON: {record}"))
-            continue
-        if not isinstance(record, dict):
-            skipped.append(Skipped(f"{fid} ({where})", "not a JSON object"))
-            continue
-        body = record.get("body", record.get("text"))
-        if not isinstance(body, str) or not body.strip():
-            skipped.append(Skipped(f"{fid} ({where})", "no 'body' or 'text'"))
-            continue
-        body = body.replace("\r\n", "\n").replace("\r", "\n")
-        title = record.get("title")
-        title = title if isinstance(title, str) and title.strip() else next(ln for ln in body.splitlines() if ln.strip())
-        key = str(record.get("id") or "") or hashlib.sha1(f"{title}\n{record.get('url', '')}".encode()).hexdigest()[:12]
-        article_id, suffix = f"{fid}#{key}", 2
-        while article_id in seen:  # the same title and url twice: keep both, apart
-            article_id, suffix = f"{fid}#{key}-{suffix}", suffix + 1
-        seen.add(article_id)
-        articles.append(
-            Article(
-                id=article_id,
-                title=_short_title(title),
-                text=body,
-                path=str(path),
-                url=str(record.get("url") or ""),
-                published_at=str(record.get("published_at") or ""),
-                source=str(record.get("source") or ""),
-            )
-        )
-    if not articles and not skipped:
-        skipped.append(Skipped(fid, "no records"))
-    return articles, skipped
+    return json_articles(fid, path, text, lines=suffix == ".jsonl")

@@ -1,69 +1,59 @@
-"""Retrieval: dense search over sentence vectors and BM25 over chunks, fused by reciprocal rank.
+"""Hybrid retrieval: dense search over sentence vectors and BM25 over chunks, fused by rank (rag.retrieve.fusion).
 
 A chunk's dense score is the best similarity of any of its sentences to the question (max-sim), so a
 passage is found by its most relevant sentence rather than by an average that long passages dilute.
-
-Fusion is reciprocal rank fusion (Cormack et al. 2009) written out here: llama-index's
-QueryFusionRetriever does the same over its own node types through asyncio, while ours works on chunk rows
-inside one call and keeps FAISS and BM25 row numbers out of every other module.
+It talks only to the `SearchIndex` and `Encoder` seams of rag.protocols, by chunk id, so any backend serves it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
-from rag.embed import Embedder
-from rag.index.local import Index
+from rag.chunk import parse_chunk_id
+from rag.protocols import Encoder, SearchIndex
+from rag.retrieve.fusion import RankFusion
 from rag.text import terms
 from rag.types import Passage
 
-RRF_K = 60  # the constant from the paper; it damps the weight of the very first ranks
-GUARANTEED = 2  # each retriever's top chunks that always survive fusion
+
+def _corpus_order(chunk_id: str) -> tuple[str, int, int]:
+    try:
+        return parse_chunk_id(chunk_id)
+    except ValueError:  # a backend with other ids still gets a stable order
+        return chunk_id, 0, 0
 
 
 class HybridRetriever:
-    """Finds the `top_k` passages for a question."""
+    """Finds the `top_k` passages for a question (the `Retriever` seam)."""
 
-    def __init__(self, index: Index, embedder: Embedder, top_k: int = 8, dense_per_chunk: int = 6) -> None:
+    def __init__(self, index: SearchIndex, encoder: Encoder, top_k: int = 8, dense_per_chunk: int = 6,
+                 fusion: RankFusion | None = None) -> None:
         if top_k < 1:
             raise ValueError(f"top_k must be positive, got {top_k}")
+        if dense_per_chunk < 1:
+            raise ValueError(f"dense_per_chunk must be positive, got {dense_per_chunk}")
         self.index = index
-        self.embedder = embedder
+        self.encoder = encoder
         self.top_k = top_k
         self.dense_per_chunk = dense_per_chunk
+        self.fusion = fusion or RankFusion()
 
     def retrieve(self, question: str, query_vector: np.ndarray | None = None) -> tuple[Passage, ...]:
-        """Passages best first, each with the dense score of every one of its sentences."""
-        vector = self.embedder.encode_query(question) if query_vector is None else query_vector
-        rows, scores = self.index.dense_search(vector, self.top_k * self.dense_per_chunk)
-        dense_rank: dict[int, int] = {}
-        for row in rows:
-            for chunk_row in self.index.chunks_of_sentence(int(row)):
-                dense_rank.setdefault(chunk_row, len(dense_rank))
-        lexical, _ = self.index.lexical_search(terms(question), self.top_k * 4)
-        fused: dict[int, float] = {}
-        for chunk_row, rank in dense_rank.items():
-            fused[chunk_row] = fused.get(chunk_row, 0.0) + 1.0 / (RRF_K + rank + 1)
-        for rank, chunk_row in enumerate(int(r) for r in lexical):
-            fused[chunk_row] = fused.get(chunk_row, 0.0) + 1.0 / (RRF_K + rank + 1)
-        ordered = sorted(fused.items(), key=lambda item: (-item[1], item[0]))
-        # RRF buries a chunk that only one retriever found, however sure that retriever is; each one's
-        # first picks are kept so an exact-term match (or a pure paraphrase) always reaches the answer step.
-        keep = set(list(dense_rank)[:GUARANTEED]) | {int(r) for r in lexical[:GUARANTEED]}
-        chosen = [item for item in ordered if item[0] in keep]
-        chosen += [item for item in ordered if item[0] not in keep][: max(0, self.top_k - len(chosen))]
-        best = sorted(chosen, key=lambda item: (-item[1], item[0]))[: max(self.top_k, len(keep))]
-        passages = []
-        for rank, (chunk_row, score) in enumerate(best, start=1):
-            chunk = self.index.chunk(chunk_row)
-            sentence_scores = self.index.sentence_scores(vector, self.index.chunk_sentence_rows(chunk_row))
-            passages.append(
-                Passage(
-                    chunk=chunk,
-                    title=self.index.title(self.index.chunk_article_row(chunk_row)),
-                    score=float(score),
-                    rank=rank,
-                    sentence_scores=tuple(float(s) for s in sentence_scores),
-                )
-            )
+        """Passages best first, ranks 1-based, each with the dense score of every one of its sentences.
+
+        `query_vector`: the question's vector when the caller has it already (it is encoded otherwise)."""
+        vector = self.encoder.encode_query(question) if query_vector is None else query_vector
+        dense = self.index.dense_search(vector, self.top_k * self.dense_per_chunk)
+        lexical = self.index.lexical_search(terms(question), self.top_k * 4)
+        fused = self.fusion.fuse([[h.chunk_id for h in dense], [h.chunk_id for h in lexical]], self.top_k,
+                                 order=_corpus_order)
+        passages: list[Passage] = []
+        for f in fused:
+            try:
+                found = self.index.passage(f.id, vector)
+            except KeyError:  # a build running beside a shared index replaced this chunk since the search: skip it
+                continue
+            passages.append(dataclasses.replace(found, score=f.score, rank=len(passages) + 1))
         return tuple(passages)

