@@ -18,9 +18,10 @@ from tests.conftest import indexed_copy
 QUESTIONS = PROJECT_ROOT / "tests" / "data" / "questions"
 CORPORA = {"harbour": PROJECT_ROOT / "tests" / "data" / "harbour", "lakeside": PROJECT_ROOT / "tests" / "data" / "lakeside"}
 # (set, accuracy floor asked alone and as a chat, abstention-recall floor)
+# measured on dev + held-out together (docs/eval.md): bundled 0.885 / 0.82, harbour 0.909 / 0.78, lakeside 0.868 / 0.64
 FLOORS = {
-    "bundled": (0.85, 0.5),
-    "harbour": (0.8, 0.5),
+    "bundled": (0.83, 0.65),
+    "harbour": (0.85, 0.55),
     "lakeside": (0.8, 0.5),
 }
 
