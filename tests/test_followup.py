@@ -128,3 +128,37 @@ def test_the_chat_shows_the_reading_when_it_differs_from_what_was_typed() -> Non
     assert "Read as: Which think tank? Where is it &lt;based&gt;?" in render_answer(asked)
     assert render_read_as(Answer("Who?", "x", resolved_question="Who?")) == ""
     assert render_read_as(Answer("Who?", "x")) == ""
+
+
+class _CountingModel:
+    """A stand-in for the language-model reader (a real one takes minutes to load): it records what it was asked
+    to condense and answers with the rule reader's answer."""
+
+    name = "counting"
+
+    def __init__(self) -> None:
+        self.condensed: list[str] = []
+
+    def read(self, query, passages):  # noqa: ANN001, ANN201
+        raise NotImplementedError
+
+    def read_stream(self, query, passages, fallback):  # noqa: ANN001, ANN201
+        return fallback
+        yield fallback  # pragma: no cover  (makes this a generator)
+
+    def condense(self, question: str, history) -> str:  # noqa: ANN001
+        self.condensed.append(question)
+        return "What did the director of the Port Authority estimate?"
+
+
+def test_llm_mode_condenses_only_what_the_gate_reads_with_history(harbour) -> None:
+    from rag.pipeline import Assistant
+
+    model = _CountingModel()
+    assistant = Assistant(harbour.settings, index=harbour.index, encoder=harbour.encoder, retriever=harbour.retriever,
+                          reader=harbour.reader, llm_reader=model)
+    switched = assistant.ask("Who coaches Brindmouth Rovers?", ["Who runs the container terminal?"], mode="llm")
+    assert model.condensed == [] and "Kowalski" in switched.text
+    followup = assistant.ask("What did its director estimate?", ["Who runs the container terminal?"], mode="llm")
+    assert model.condensed == ["What did its director estimate?"]
+    assert followup.resolved_question == "What did the director of the Port Authority estimate?"
