@@ -310,6 +310,30 @@ def _threshold_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+def _reader_config(pairs: tuple[str, ...]):  # -> ReaderConfig
+    """ReaderConfig with NAME=VALUE overrides (numbers parsed); a bad name or value is an EvalError."""
+    import dataclasses
+
+    from rag.answer.config import ReaderConfig
+    from rag.errors import EvalError
+
+    changes: dict[str, Any] = {}
+    types = {f.name: f.type for f in dataclasses.fields(ReaderConfig)}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        name = name.strip()
+        if not sep or name not in types or name == "pos_weights":
+            raise EvalError(f"--reader-set expects NAME=VALUE with NAME one of {', '.join(n for n in types if n != 'pos_weights')}; got {pair!r}")
+        try:
+            changes[name] = value.strip() if types[name] == "str" else (int(value) if types[name] == "int" else float(value))
+        except ValueError:
+            raise EvalError(f"--reader-set {name}: {value!r} is not a number") from None
+    try:
+        return ReaderConfig(**changes)
+    except ValueError as exc:
+        raise EvalError(f"--reader-set: {exc}") from None
+
+
 @main.command("eval")
 @click.argument("questions_file", required=False, type=click.Path(path_type=Path))
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the full report as JSON here.")
@@ -317,12 +341,18 @@ def _threshold_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--compare", nargs=2, type=click.Path(path_type=Path), metavar="A.json B.json",
               help="Show what changed between two saved JSON reports, question by question (runs nothing).")
 @click.option("--top-k", type=int, help="How many passages to retrieve (MultiHop-RAG files default to at least 10).")
+@click.option("--reader-set", "reader_set", multiple=True, metavar="NAME=VALUE",
+              help="Override one rule-reader threshold (rag.answer.config.ReaderConfig) for this run; repeatable. "
+                   "E.g. --reader-set followup_gate=rules --reader-set min_support=0.9.")
+@click.option("--as-chat", "as_chat", is_flag=True,
+              help="Also ask the set as one chat (each question after all earlier ones) and report both side by side.")
 @articles_option
 @index_option
 @_threshold_options
 @click.pass_context
 def eval_command(ctx: click.Context, questions_file: Path | None, json_out: Path | None, markdown_out: Path | None,
-                 compare: tuple[Path, Path] | None, top_k: int | None, articles_dir: Path | None,
+                 compare: tuple[Path, Path] | None, top_k: int | None, reader_set: tuple[str, ...], as_chat: bool,
+                 articles_dir: Path | None,
                  index_dir: Path | None, **minimums: float | None) -> None:
     """Run a question set (JSONL, or MultiHop-RAG JSON) through the assistant and report quality and speed."""
     from tqdm import tqdm
@@ -338,6 +368,7 @@ def eval_command(ctx: click.Context, questions_file: Path | None, json_out: Path
         if questions_file is None:
             raise EvalError("give a question file (or --compare A.json B.json)")
         qset = load_questions(questions_file)
+        reader_config = _reader_config(reader_set)
     except EvalError as exc:
         _fail(str(exc), 2)
     settings = settings_for(ctx, articles_dir=articles_dir, index_dir=index_dir, top_k=top_k)
@@ -347,9 +378,17 @@ def eval_command(ctx: click.Context, questions_file: Path | None, json_out: Path
         notes.append("top_k raised to 10 for this MultiHop-RAG run so Hits@10 and MRR@10 see ten passages")
         click.echo(f"note: {notes[-1]} (pass --top-k to choose)", err=True)
     assistant = open_assistant(settings)
+    if reader_set:  # the eval command composes the rule reader itself when a threshold is overridden
+        from rag.answer.extractive import RuleReader
+
+        assistant.reader = RuleReader(assistant.index.doc_freq, assistant.index.num_chunks, settings.max_quotes,
+                                      reader_config)
     bar = tqdm(total=len(qset.questions), unit="q", file=sys.stderr, dynamic_ncols=True, desc="Evaluating")
     try:
-        report = evaluate(assistant, qset, progress=lambda done, total: bar.update(done - bar.n), notes=notes)
+        if as_chat:
+            bar.total = 2 * len(qset.questions)
+        report = evaluate(assistant, qset, progress=lambda done, total: bar.update(done - bar.n), notes=notes,
+                          chat=as_chat)
     finally:
         bar.close()
     data = report.to_dict()
@@ -365,7 +404,10 @@ def eval_command(ctx: click.Context, questions_file: Path | None, json_out: Path
     if invalid:
         click.secho(f"BUG: {len(invalid)} quote(s) or marker(s) are not verbatim / point nowhere: {', '.join(invalid)}",
                     fg="red", bold=True, err=True)
-    missed = check_thresholds(report.overall, {k.removeprefix("min_"): v for k, v in minimums.items() if v is not None})
+    wanted = {k.removeprefix("min_"): v for k, v in minimums.items() if v is not None}
+    missed = check_thresholds(report.overall, wanted)
+    if report.chat is not None:  # the chat face must hold the same minimums
+        missed += [f"as chat: {m}" for m in check_thresholds(report.chat.overall, wanted)]
     if missed:
         _fail("threshold missed: " + "; ".join(missed), 1)
 

@@ -11,8 +11,9 @@ import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 
+from rag.answer.config import ReaderConfig
 from rag.answer.extractive import RuleReader
-from rag.answer.question import analyse
+from rag.answer.question import DOUBT, FOLLOWUP, analyse, reading
 from rag.answer.spans import warm_up
 from rag.config import ANSWER_MODES, Settings
 from rag.embed import encoder_for
@@ -21,7 +22,7 @@ from rag.index.factory import Progress, open_search_index
 from rag.protocols import Encoder, Reader, Reranker, Retriever, SearchIndex, StreamingReader
 from rag.retrieve.hybrid import HybridRetriever
 from rag.text import quote_is_verbatim, terms
-from rag.types import Answer, Quote, StreamEvent
+from rag.types import Answer, Passage, Query, Quote, StreamEvent
 
 
 def _in_background(load: Callable[[], None]) -> None:
@@ -70,7 +71,7 @@ class Assistant:
             _in_background(encoder.warm_up)
         index = open_search_index(settings, encoder, progress, on_build)
         retriever = HybridRetriever(index, encoder, settings.top_k)
-        reader = RuleReader(index.doc_freq, index.num_chunks, settings.max_quotes)
+        reader = RuleReader(index.doc_freq, index.num_chunks, settings.max_quotes, ReaderConfig())
 
         def llm_factory() -> StreamingReader:
             from rag.answer.llm import LlmReader
@@ -95,18 +96,18 @@ class Assistant:
         mode = mode or self.settings.answer_mode
         if mode not in ANSWER_MODES:
             raise SettingsError(f"answer mode must be one of {', '.join(ANSWER_MODES)}, got {mode!r}")
-        query = analyse(question, history, self.settings.max_question_chars)
-        if mode == "llm" and history:
+        query, passages = self._read_question(question, history)
+        if mode == "llm" and query.is_followup:  # the same gate: only a question read with its history is condensed
             query = self._condensed(query, question, history)
+            passages = None
         # doc_freq is keyed by stemmed terms: look up the question's terms, not its raw words
         if not any(self.index.doc_freq(t) for t in terms(query.resolved)) and not any(c.isascii() and c.isalnum() for c in query.question):
             raise QuestionError(
                 "the question shares no words or script with the articles; ask it in the articles' language"
             )
         retrieved_at = time.perf_counter()
-        passages = self.retriever.retrieve(query.resolved)
-        if self.reranker is not None:
-            passages = self.reranker.rerank(query.resolved, passages)
+        if passages is None:
+            passages = self._retrieve(query.resolved)
         answered_at = time.perf_counter()
         answer = self.reader.read(query, passages)
         if mode == "llm":  # the rule reader's answer is the fallback should the model fail or its answer not check out
@@ -121,6 +122,39 @@ class Assistant:
             "total_ms": round((done - started) * 1000, 2),
         }
         yield StreamEvent(dataclasses.replace(answer, timings=timings), final=True)
+
+    def _retrieve(self, text: str) -> tuple[Passage, ...]:
+        passages = self.retriever.retrieve(text)
+        if self.reranker is not None:
+            passages = self.reranker.rerank(text, passages)
+        return passages
+
+    def _read_question(self, question: str, history: Sequence[str]) -> tuple[Query, tuple[Passage, ...] | None]:
+        """The question's reading: alone, or with the earlier turns when it cannot stand alone.
+
+        The follow-up gate (`ReaderConfig.followup_gate`): "rules" trusts question reading; "index" reads a
+        doubtful question both ways and keeps the history reading only when it raises the support of the best
+        sentence by `followup_margin`; "always" compares both ways for every question asked with history (a clear
+        follow-up keeps its history reading unless reading it alone is clearly better supported). Returns the
+        passages already retrieved for the chosen reading, or None."""
+        limit = self.settings.max_question_chars
+        alone = analyse(question, (), limit)
+        config = getattr(self.reader, "config", None)
+        support = getattr(self.reader, "support", None)
+        if not any(isinstance(t, str) and t.strip() for t in history):
+            return alone, None
+        verdict = reading(alone.question)
+        gate = config.followup_gate if isinstance(config, ReaderConfig) else "rules"
+        compare = support is not None and (gate == "always" or (gate == "index" and verdict == DOUBT))
+        if not compare:
+            return (analyse(question, history, limit, with_history=True), None) if verdict == FOLLOWUP else (alone, None)
+        joined = analyse(question, history, limit, with_history=True)
+        if joined.resolved == alone.resolved:
+            return alone, None
+        alone_passages, joined_passages = self._retrieve(alone.resolved), self._retrieve(joined.resolved)
+        gain = support(joined, joined_passages) - support(alone, alone_passages)
+        keep_joined = gain > -config.followup_margin if verdict == FOLLOWUP else gain >= config.followup_margin
+        return (joined, joined_passages) if keep_joined else (alone, alone_passages)
 
     def _drafts(self, steps: Generator[Answer, None, Answer]) -> Generator[StreamEvent, None, Answer]:
         """Pass on the model's drafts as events (with the same verbatim check as the final answer); return the final."""
@@ -140,7 +174,7 @@ class Assistant:
                 self._llm = self._llm_factory()
             return self._llm
 
-    def _condensed(self, query, question: str, history: Sequence[str]):  # Query -> Query
+    def _condensed(self, query: Query, question: str, history: Sequence[str]) -> Query:
         """Let the model rewrite a follow-up as a standalone question; keep the rule-based reading if it cannot."""
         answerer = self.llm_reader()  # a configuration error is the user's to fix: it is not swallowed here
         try:

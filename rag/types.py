@@ -59,6 +59,7 @@ class Query:
     is_followup: bool
     head_noun: str = ""  # the noun a "which/what X" question asks for: "region", "agency"
     measured: str = ""  # stem of the noun a "how many X" question counts: "troop"
+    names: tuple[str, ...] = ()  # stems of the names the question is about: an answer comes from where they appear
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rag.answer.kinds import DATE, DURATION, NUMBER, ORG, PERSON, PLACE
@@ -28,15 +29,24 @@ WORD_VALUES = {w: i for i, w in enumerate(_UNITS)} | {w: 20 + 10 * i for i, w in
 _NUMWORD = r"(?:" + "|".join(sorted(WORD_VALUES, key=len, reverse=True)) + r")"
 _DIGITS = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
 _SCALE = r"(?:\s+(?:hundred|thousand|million|billion))*"
-_ONE = rf"(?:(?:{_DIGITS}){_SCALE}|{_NUMWORD}(?:[- ]{_NUMWORD})?{_SCALE}|(?:hundreds|thousands|dozens|millions) of)"
+_ONE = rf"(?:(?:half|a quarter of|three quarters of) an? (?:million|billion|thousand|dozen)|(?:{_DIGITS}){_SCALE}|{_NUMWORD}(?:[- ]{_NUMWORD})?{_SCALE}|(?:hundreds|thousands|dozens|millions) of)"
 _QUAL = (
     r"(?:(?:approximately|about|around|roughly|nearly|almost|over|more than|fewer than|less than|at least|"
     r"at most|up to|some|an estimated|as many as|close to|upwards of|just over|just under|only|exactly)\s+)"
 )
+# A figure keeps its unit: "40 square kilometres", "3 million euros", "140 kilometres per hour", "six times".
+_UNIT = (
+    r"(?:(?:square|cubic)\s+)?(?:kilomet(?:re|er)s?|km|met(?:re|er)s?|miles?|hectares?|acres?|tonnes?|tons?|kilograms?|kg|"
+    r"litres?|liters?|euros?|dollars?|pounds?|yen|yuan|rubles?|roubles?|times)"
+    r"(?:\s*\([^()]{1,30}\))?(?:\s+(?:per|an|a)\s+(?:hour|day|week|month|year|second|minute))?"
+)
+_CURRENCY = r"(?:[$€£¥]\s?)"
 _NUMBER_RE = re.compile(
-    rf"(?<![\w-]){_QUAL}?{_ONE}(?:\s*(?:to|-|–|—|and|or)\s*{_ONE})?(?:\s*(?:%|percent|per cent))?(?![\w-])",
+    rf"(?<![\w-]){_QUAL}?{_CURRENCY}?{_ONE}(?:\s*(?:to|-|–|—|and|or)\s*{_CURRENCY}?{_ONE})?"
+    rf"(?:\s*(?:%|percent|per cent)|\s+{_UNIT})?(?![\w-])",
     re.IGNORECASE,
 )
+_UNIT_RE = re.compile(rf"\s*(?:{_UNIT}|{_CURRENCY})", re.IGNORECASE)
 _PERIOD = r"(?:second|minute|hour|day|week|month|year|decade|century)"
 _DURATION_RE = re.compile(
     rf"(?<![\w-]){_QUAL}?(?:{_DIGITS}|{_NUMWORD}|a few|several|a|an)[- ]{_PERIOD}s?(?:[- ](?:long|old))?(?![\w])"
@@ -46,7 +56,17 @@ _DURATION_RE = re.compile(
 _YEAR = re.compile(r"^(?:1[89]|20)\d\d$")
 
 _LABELS = {PERSON: ("PERSON",), PLACE: ("GPE", "LOC", "FAC"), ORG: ("ORG",), DATE: ("DATE", "TIME", "EVENT")}
-_FALLBACK = {PERSON: ("ORG", "NORP"), PLACE: ("NORP",), ORG: ("NORP", "PERSON")}
+_FALLBACK = {PERSON: ("ORG", "NORP"), PLACE: ("ORG", "NORP"), ORG: ("NORP", "PERSON")}
+# Words that make a capitalised name an organisation's: the small model misses many such names ("– Institute for
+# the Study of War" after a quote), so they are also found by their shape.
+ORG_WORDS = (
+    "Institute|Agency|Service|Council|Party|Ministry|Authority|Office|Department|Union|Co-operative|Cooperative|"
+    "Association|Committee|Commission|Board|Bureau|Foundation|Centre|Center|Company|Corporation|Group|Courier|"
+    "Times|Post|Herald|Gazette|Tribune|Parliament|Police|Army|Navy|Club|University|Bank"
+)
+_ORG_NAME = re.compile(
+    r"(?:\b[A-Z][\w’'.-]*\s+){0,4}\b(?:" + ORG_WORDS + r")\b(?:\s+(?:for|of|on)\s+(?:the\s+)?[A-Z][\w’'-]*(?:\s+(?:of\s+)?[A-Z][\w’'-]*){0,3})?"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +78,7 @@ class Span:
     text: str
     preferred: bool = True
     beside_noun: bool = False  # stands right before the question's noun: "Kursk" in "Kursk region"
+    weak: bool = False  # a nationality ("Russian") standing in for a person, place or organisation
 
 
 _pipeline = None  # the loaded spaCy Language, set once by _nlp
@@ -81,22 +102,56 @@ _nlp_lock = threading.Lock()
 
 
 @functools.lru_cache(maxsize=4096)
-def _entities(sentence: str) -> tuple[tuple[int, int, str], ...]:
+def _analysed(sentence: str) -> tuple[tuple[tuple[int, int, str], ...], tuple[tuple[int, str, str], ...]]:
+    """spaCy's entities (start, end, label) and words (start, text, coarse part of speech) of one sentence."""
     with _nlp_lock:  # spaCy pipelines are not documented as thread-safe
         doc = _nlp()(sentence)
-    return tuple((e.start_char, e.end_char, e.label_) for e in doc.ents)
+    return (tuple((e.start_char, e.end_char, e.label_) for e in doc.ents),
+            tuple((t.idx, t.text, t.pos_) for t in doc if not t.is_space))
 
 
-# How much a question word says about what is asked: names and nouns carry the topic, verbs are often
-# paraphrased ("watched" for "in front of"), function words barely count.
-POS_WEIGHT = {"PROPN": 1.0, "NOUN": 1.0, "NUM": 1.0, "ADJ": 0.7, "VERB": 0.5, "ADV": 0.4}
+def _entities(sentence: str) -> tuple[tuple[int, int, str], ...]:
+    return _analysed(sentence)[0]
 
 
-def word_weights(text: str) -> list[tuple[str, float]]:
-    """(word, weight) for each word of a question, by its part of speech."""
+def counted_noun(sentence: str, span: Span) -> str:
+    """The noun a figure counts: the first noun after it ("13 out of 24 Russian drones" -> "drones" for both
+    figures; "twelve stations" -> "stations"), "" when the figure stands alone or carries a unit."""
+    if _UNIT_RE.search(span.text):
+        return ""
+    for start, text, pos in _analysed(sentence)[1]:
+        if start < span.end:
+            continue
+        if start - span.end > 40:
+            return ""
+        if pos in ("NOUN",):
+            return text
+        if pos not in ("ADJ", "PROPN", "NUM", "DET", "ADP", "PRON", "CCONJ", "PUNCT", "ADV"):
+            return ""
+    return ""
+
+
+@dataclass(frozen=True, slots=True)
+class Tagged:
+    """One word of a question with spaCy's coarse (`pos`: NOUN, PRON...) and fine (`tag`: NNS, PRP$...) tags."""
+
+    text: str
+    pos: str
+    tag: str
+
+
+@functools.lru_cache(maxsize=1024)
+def tag_words(text: str) -> tuple[Tagged, ...]:
+    """The words of `text` with their part of speech; the one place a question goes through spaCy's tagger."""
     with _nlp_lock:
         doc = _nlp()(text)
-    return [(t.text, POS_WEIGHT.get(t.pos_, 0.4)) for t in doc if not t.is_space]
+    return tuple(Tagged(t.text, t.pos_, t.tag_) for t in doc if not t.is_space)
+
+
+def word_weights(text: str, weight: Callable[[str], float]) -> list[tuple[str, float]]:
+    """(word, weight) for each word of a question, by its part of speech (`weight(pos)`, ReaderConfig.pos_weight):
+    names and nouns carry the topic, verbs are often paraphrased, function words barely count."""
+    return [(t.text, weight(t.pos)) for t in tag_words(text)]
 
 
 def warm_up() -> None:
@@ -113,6 +168,9 @@ def candidates(sentence: str, kind: str, head_noun: str = "") -> list[Span]:
     spans = _typed_spans(sentence, kind)
     if not head_noun:
         return spans
+    # a name that holds the asked noun names an X: "National Intelligence Service" for "which service"
+    noun = re.compile(r"\b" + re.escape(head_noun) + r"s?\b", re.IGNORECASE)
+    spans = [dataclasses.replace(s, beside_noun=True) if noun.search(s.text) and s.text[:1].isupper() else s for s in spans]
     named = _beside(sentence, head_noun)
     out = [dataclasses.replace(s, beside_noun=True) if any(s.start < e and b < s.end for b, e in named) else s for s in spans]
     known = [(s.start, s.end) for s in out]
@@ -159,8 +217,21 @@ def _typed_spans(sentence: str, kind: str) -> list[Span]:
     for start, end, label in _entities(sentence):
         if label in _LABELS[kind] or label in _FALLBACK.get(kind, ()):
             start, end = _trim(sentence, start, end)
-            spans.append(Span(start, end, sentence[start:end], preferred=label in _LABELS[kind]))
-    return spans
+            spans.append(Span(start, end, sentence[start:end], preferred=label in _LABELS[kind], weak=label == "NORP"))
+    if kind in (ORG, PERSON):
+        for m in _ORG_NAME.finditer(sentence):
+            start, end = m.start(), m.end()
+            owner = max(sentence.rfind("’s ", start, end), sentence.rfind("'s ", start, end))
+            if owner >= 0:  # "South Korea's National Intelligence Service": the service is the name
+                start = owner + 3
+            start, end = _trim(sentence, start, end)
+            if start >= end or sentence[start:end].split(" ")[0].lower() in stopwords():
+                continue
+            overlapping = [s for s in spans if s.start < end and start < s.end]
+            if not any(s.preferred and s.start <= start and end <= s.end for s in overlapping):
+                spans = [s for s in spans if s not in overlapping]
+                spans.append(Span(start, end, sentence[start:end], preferred=kind == ORG))
+    return sorted(spans, key=lambda s: s.start)
 
 
 def _is_part_of_word(sentence: str, end: int) -> bool:
@@ -182,6 +253,7 @@ def _trim(sentence: str, start: int, end: int) -> tuple[int, int]:
 def number_value(text: str) -> tuple[float, ...] | None:
     """The numbers a figure states, ignoring qualifiers: "about 10,000" -> (10000,), "10,000 to 12,000" -> two."""
     values = []
+    text = _UNIT_RE.sub(" ", text)
     for part in re.split(r"\s*(?:\bto\b|-|–|—|\band\b|\bor\b)\s*", text.lower()):
         part = re.sub(_QUAL, "", part + " ").strip().rstrip("%").replace("percent", "").replace("per cent", "").strip()
         value = _parse_one(part)
@@ -204,6 +276,14 @@ def _parse_one(text: str) -> float | None:
             current = (current or 1) * _SCALES[token]
             if _SCALES[token] >= 1000:
                 total, current = total + current, None
+        elif token == "half" and current is None:
+            current = 0.5
+        elif token == "quarter" and current is None:
+            current = 0.25
+        elif token in ("a", "an", "of") and current is not None and current < 1:
+            continue  # "half a million"
+        elif token in ("a", "an") and current is None:
+            current = 1
         elif token in ("hundreds", "thousands", "dozens", "millions", "of"):
             return None
         else:

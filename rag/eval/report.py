@@ -44,9 +44,34 @@ def fmt(value: Any, percent: bool = False) -> str:
 
 
 def _rows(report: Mapping[str, Any]) -> list[list[str]]:
+    """One row overall and one per type; with an --as-chat run each cell reads "alone / as chat"."""
     agg = report["aggregate"]
+    chat = (report.get("as_chat") or {}).get("aggregate")
     named = [("all", agg["overall"]), *sorted(agg["by_type"].items())]
-    return [[name, *(fmt(summary.get(key), pct) for key, _, pct in COLUMNS)] for name, summary in named]
+    rows = []
+    for name, summary in named:
+        other = None if chat is None else (chat["overall"] if name == "all" else chat["by_type"].get(name, {}))
+        cells = []
+        for key, _, pct in COLUMNS:
+            cell = fmt(summary.get(key), pct)
+            if other is not None and key != "questions":
+                cell += " / " + fmt(other.get(key), pct)
+            cells.append(cell)
+        rows.append([name, *cells])
+    return rows
+
+
+def _header(report: Mapping[str, Any]) -> list[str]:
+    return ["type" + (" (alone / as chat)" if report.get("as_chat") else ""), *(h for _, h, _ in COLUMNS)]
+
+
+def _reader_line(settings: Mapping[str, Any]) -> str:
+    reader = settings.get("reader") or {}
+    config = reader.get("config") or {}
+    if not config:
+        return ""
+    values = ", ".join(f"{k} {v}" for k, v in config.items() if k != "pos_weights")
+    return f"- reader `{reader.get('name')}`: {values}; pos_weights {config.get('pos_weights')}"
 
 
 def _grid(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -70,11 +95,14 @@ def wrong_ids(report: Mapping[str, Any]) -> list[str]:
 def render_table(report: Mapping[str, Any]) -> str:
     """The end-of-run summary: one row overall and one per question type, then what needs attention."""
     overall = report["aggregate"]["overall"]
-    parts = [_grid(["type", *(h for _, h, _ in COLUMNS)], _rows(report))]
+    parts = [_grid(_header(report), _rows(report))]
     if line := _multihop_line(overall):
         parts.append(line)
     wrong = wrong_ids(report)
     parts.append(f"Wrong or refused ({len(wrong)}): {', '.join(wrong) if wrong else 'none'}")
+    if report.get("as_chat"):
+        wrong_chat = wrong_ids(report["as_chat"])
+        parts.append(f"Wrong or refused as chat ({len(wrong_chat)}): {', '.join(wrong_chat) if wrong_chat else 'none'}")
     if overall.get("errors"):
         errs = [f"{q['id']} ({q['metrics']['error']})" for q in report["questions"] if q["metrics"].get("error")]
         parts.append(f"Refused by the pipeline: {'; '.join(errs)}")
@@ -87,7 +115,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     settings = report.get("settings", {})
     manifest = report.get("index_manifest", {})
     counts = manifest.get("counts", {})
-    header = ["type", *(h for _, h, _ in COLUMNS)]
+    header = _header(report)
+    reader_line = _reader_line(settings)
     lines = [
         "# Evaluation report",
         "",
@@ -96,6 +125,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f"`{manifest.get('articles_dir')}` ({counts.get('articles')} articles, {counts.get('chunks')} chunks)",
         f"- model `{settings.get('embed_model')}`, top_k {settings.get('top_k')}, max_quotes {settings.get('max_quotes')}, "
         f"chunk_max_chars {settings.get('chunk_max_chars')}",
+        *([reader_line] if reader_line else []),
         *(f"- note: {n}" for n in report.get("notes", ())),
         "",
         "| " + " | ".join(header) + " |",
@@ -105,16 +135,26 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     ]
     if line := _multihop_line(report["aggregate"]["overall"]):
         lines += [line, ""]
-    lines += ["| id | type | correct | abstained | first gold rank | cite-P | cite-R | ms | answer |", "|---|---|---|---|---|---|---|---|---|"]
-    for q in report["questions"]:
-        m = q["metrics"]
-        text = (q["answer"] or {}).get("text") or f"error: {m.get('error')}"
-        text = " ".join(text.split()).replace("|", "\\|")
-        lines.append(
-            f"| {q['id']} | {q['type']} | {fmt(m['correct'])} | {fmt(m['abstained'])} | {fmt(m.get('first_gold_rank'))} "
-            f"| {fmt(m.get('citation_precision'), True)} | {fmt(m.get('citation_recall'), True)} | {m['latency_ms']:.0f} "
-            f"| {text[:160]} |"
-        )
+    runs = [("", report["questions"])]
+    if report.get("as_chat"):
+        runs.append(("Asked as one chat", report["as_chat"]["questions"]))
+    for title, questions in runs:
+        if title:
+            lines += ["", f"## {title}", ""]
+        lines += ["| id | type | correct | abstained | first gold rank | cite-P | cite-R | ms | read as | answer |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for q in questions:
+            m = q["metrics"]
+            answer = q["answer"] or {}
+            text = answer.get("text") or f"error: {m.get('error')}"
+            text = " ".join(text.split()).replace("|", "\\|")
+            resolved = answer.get("resolved_question") or ""
+            read_as = "" if resolved in ("", q["question"]) else " ".join(resolved.split()).replace("|", "\\|")[:120]
+            lines.append(
+                f"| {q['id']} | {q['type']} | {fmt(m['correct'])} | {fmt(m['abstained'])} | {fmt(m.get('first_gold_rank'))} "
+                f"| {fmt(m.get('citation_precision'), True)} | {fmt(m.get('citation_recall'), True)} | {m['latency_ms']:.0f} "
+                f"| {read_as} | {text[:160]} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -124,7 +164,28 @@ _TRACKED = ("correct", "abstained", "first_gold_rank", "citation_precision", "ci
 
 
 def compare_reports(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
-    """What changed from run `a` to run `b`: aggregate deltas, and per question the metrics and answer text."""
+    """What changed from run `a` to run `b`: aggregate deltas, and per question the metrics and answer text.
+
+    When both reports hold an --as-chat run, its changes are under "as_chat" in the same shape."""
+    diff = _compare_runs(a, b)
+    diff["settings"] = _settings_changed(a.get("settings", {}), b.get("settings", {}))
+    if a.get("as_chat") and b.get("as_chat"):
+        diff["as_chat"] = _compare_runs(a["as_chat"], b["as_chat"])
+    return diff
+
+
+def _settings_changed(a: Mapping[str, Any], b: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in [*a, *(k for k in b if k not in a)]:
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, Mapping) and isinstance(vb, Mapping):
+            out.update(_settings_changed(va, vb, f"{prefix}{key}."))
+        elif va != vb:
+            out[f"{prefix}{key}"] = {"before": va, "after": vb}
+    return out
+
+
+def _compare_runs(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
     overall_a, overall_b = a["aggregate"]["overall"], b["aggregate"]["overall"]
     deltas = {}
     for key, _, _ in COLUMNS:
@@ -140,11 +201,8 @@ def compare_reports(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any
         text_a, text_b = (qa[qid]["answer"] or {}).get("text"), (qb[qid]["answer"] or {}).get("text")
         if diffs or text_a != text_b:
             changed.append({"id": qid, "changes": diffs, "answer_before": text_a, "answer_after": text_b})
-    settings_changed = {k: {"before": v, "after": b.get("settings", {}).get(k)}
-                        for k, v in a.get("settings", {}).items() if b.get("settings", {}).get(k) != v}
     return {
         "aggregate": deltas,
-        "settings": settings_changed,
         "questions": changed,
         "fixed": [c["id"] for c in changed if c["changes"].get("correct", {}).get("after") is True],
         "broken": [c["id"] for c in changed if c["changes"].get("correct", {}).get("after") is False],
@@ -155,8 +213,16 @@ def compare_reports(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any
 
 def render_comparison(diff: Mapping[str, Any]) -> str:
     lines = []
-    for key, change in diff["settings"].items():
+    for key, change in diff.get("settings", {}).items():
         lines.append(f"setting {key}: {change['before']} -> {change['after']}")
+    lines += _render_run(diff)
+    if diff.get("as_chat"):
+        lines += ["", "== asked as one chat (--as-chat) ==", *_render_run(diff["as_chat"])]
+    return "\n".join(lines)
+
+
+def _render_run(diff: Mapping[str, Any]) -> list[str]:
+    lines: list[str] = []
     pct = {key: p for key, _, p in COLUMNS}
     for key, change in diff["aggregate"].items():
         lines.append(f"{key}: {fmt(change['before'], pct[key])} -> {fmt(change['after'], pct[key])}")
@@ -175,4 +241,4 @@ def render_comparison(diff: Mapping[str, Any]) -> str:
         if change["answer_before"] != change["answer_after"]:
             lines.append(f"  answer before: {change['answer_before']}")
             lines.append(f"  answer after:  {change['answer_after']}")
-    return "\n".join(lines)
+    return lines

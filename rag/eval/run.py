@@ -87,6 +87,19 @@ class QuestionResult:
 
 
 @dataclass(frozen=True, slots=True)
+class ChatRun:
+    """The question set asked as one chat: per-question results (their `history` is what was sent) and aggregates."""
+
+    results: tuple[QuestionResult, ...]
+    overall: dict[str, Any]
+    by_type: dict[str, dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"questions": [r.to_dict() for r in self.results],
+                "aggregate": {"overall": self.overall, "by_type": self.by_type}}
+
+
+@dataclass(frozen=True, slots=True)
 class Report:
     """Per-question results, aggregates overall and per type, and what produced them (settings, manifest)."""
 
@@ -99,8 +112,11 @@ class Report:
     question_format: str = JSONL
     notes: tuple[str, ...] = ()
     created_at: str = ""
+    # --as-chat: the same questions asked as one conversation (each with every earlier question as history)
+    chat: ChatRun | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        chat = {"as_chat": self.chat.to_dict()} if self.chat is not None else {}
         return {
             "format": REPORT_FORMAT,
             "created_at": self.created_at,
@@ -111,12 +127,13 @@ class Report:
             "notes": list(self.notes),
             "questions": [r.to_dict() for r in self.results],
             "aggregate": {"overall": self.overall, "by_type": self.by_type},
+            **chat,
         }
 
     def invalid_quotes(self) -> list[str]:
         """`id:[n]` for every quote that is not verbatim and every marker that points nowhere: always a bug."""
         bad = []
-        for r in self.results:
+        for r in (*self.results, *(self.chat.results if self.chat else ())):
             bad += [f"{r.question.id}:{n}" for n in r.metrics.get("invalid_quotes") or ()]
             bad += [f"{r.question.id}:marker [{n}]" for n in r.metrics.get("bad_markers") or ()]
         return bad
@@ -273,11 +290,34 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def as_chat(questions: Sequence[EvalQuestion]) -> list[EvalQuestion]:
+    """The questions as one conversation: each asked after every earlier question of the set (then its own
+    history, when it has one: the turns it was written to follow)."""
+    return [dataclasses.replace(q, history=(*(p.question for p in questions[:i]), *q.history))
+            for i, q in enumerate(questions)]
+
+
+def _by_type(results: Sequence[QuestionResult]) -> dict[str, dict[str, Any]]:
+    return {t: metrics.aggregate([r.metrics for r in results if r.question.type == t])
+            for t in sorted({r.question.type for r in results})}
+
+
+def _reader_settings(assistant: Any) -> dict[str, Any]:
+    """The reader's name and frozen config (thresholds), when it has them."""
+    reader = getattr(assistant, "reader", None)
+    config = getattr(reader, "config", None)
+    out: dict[str, Any] = {"name": getattr(reader, "name", type(reader).__name__)}
+    if config is not None and hasattr(config, "to_dict"):
+        out["config"] = config.to_dict()
+    return out
+
+
 def evaluate(assistant: Any, questions: QuestionSet | Sequence[EvalQuestion],
              progress: Callable[[int, int], None] | None = None, notes: Sequence[str] = (),
-             warmup: bool = True) -> Report:
+             warmup: bool = True, chat: bool = False) -> Report:
     """Ask every question through `assistant.ask` (the chat's and the API's path) and score the answers.
 
+    With `chat`, the set is asked a second time as one conversation (`as_chat`) and both runs are reported.
     A question the pipeline refuses (QuestionError) is recorded with its message and counted as wrong;
     any other error stops the run, since it means the assistant itself is broken.
     """
@@ -312,29 +352,40 @@ def evaluate(assistant: Any, questions: QuestionSet | Sequence[EvalQuestion],
         with contextlib.suppress(QuestionError):
             assistant.ask(prepared[0].question, prepared[0].history)
         all_notes.append("latency measured after one unscored warm-up question")
-    results = []
-    for done, q in enumerate(prepared):
-        started = time.perf_counter()
-        answer, error = None, None
-        try:
-            answer = assistant.ask(q.question, q.history)
-        except QuestionError as exc:
-            error = str(exc)
-        latency = (time.perf_counter() - started) * 1000
-        results.append(QuestionResult(q, answer, score(q, answer, latency, article_text, error)))
-        if progress:
-            progress(done + 1, len(prepared))
-    types = sorted({r.question.type for r in results})
+    total = len(prepared) * (2 if chat else 1)
+
+    def run(batch: Sequence[EvalQuestion], offset: int) -> list[QuestionResult]:
+        results = []
+        for done, q in enumerate(batch):
+            started = time.perf_counter()
+            answer, error = None, None
+            try:
+                answer = assistant.ask(q.question, q.history)
+            except QuestionError as exc:
+                error = str(exc)
+            latency = (time.perf_counter() - started) * 1000
+            results.append(QuestionResult(q, answer, score(q, answer, latency, article_text, error)))
+            if progress:
+                progress(offset + done + 1, total)
+        return results
+
+    results = run(prepared, 0)
+    chat_run = None
+    if chat:
+        chat_results = run(as_chat(prepared), len(prepared))
+        chat_run = ChatRun(tuple(chat_results), metrics.aggregate([r.metrics for r in chat_results]), _by_type(chat_results))
+        all_notes.append("--as-chat: each question also asked after every earlier question of the set (its history)")
     return Report(
         results=tuple(results),
         overall=metrics.aggregate([r.metrics for r in results]),
-        by_type={t: metrics.aggregate([r.metrics for r in results if r.question.type == t]) for t in types},
-        settings=_jsonable(dataclasses.asdict(assistant.settings)),
+        by_type=_by_type(results),
+        settings=_jsonable({**dataclasses.asdict(assistant.settings), "reader": _reader_settings(assistant)}),
         manifest=_jsonable(dict(index.manifest)),
         question_file=qset.path,
         question_format=qset.format,
         notes=tuple(all_notes),
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        chat=chat_run,
     )
 
 
