@@ -151,14 +151,11 @@ def main() -> None:
         matrix = np.load(full) if full.exists() else np.concatenate([np.load(p) for p in parts])
         encoder = Embedder()
     else:
+        from bench.common import sentence_texts
         from bench.standin import HashEmbedder
-        from rag.index.local import Index
 
-        settings = settings_for(size, True, args.work)
-        index = Index.load(settings.index_dir, settings)
-        matrix = np.concatenate([np.asarray(s.vectors, dtype=np.float32) for s in index.segments])
-        index.close()
-        encoder = HashEmbedder()
+        encoder = HashEmbedder()  # float32 vectors of every indexed sentence, encoded again (a large segment keeps codes)
+        matrix = encoder.encode_documents(sentence_texts(settings_for(size, True, args.work)))
     queries = np.stack([encoder.encode_query(q) for q, _, _ in questions(int(size), args.queries)])
     result = {"size": size, "vectors_from": "real model" if args.real else "stand-in", **measure(matrix, queries)}
     print(json.dumps(result, indent=1))

@@ -331,6 +331,8 @@ def machine() -> dict:
 
 
 def run_size(size: str, standin: bool, args: argparse.Namespace) -> dict:
+    global RESULTS
+    RESULTS = args.results
     settings = build_bench.settings_for(size, standin, args.work)
     if args.steps:  # re-measure some steps only, keeping the rest of an earlier result
         result = json.loads((RESULTS / f"{size}.json").read_text())
@@ -362,6 +364,8 @@ def run_size(size: str, standin: bool, args: argparse.Namespace) -> dict:
     result["query"] = measure_queries(size, settings, standin, RESULTS / f"profile-{size}.txt" if args.profile else None)
     print(f"[{size}] recall", file=sys.stderr)
     result["recall"] = measure_recall(size, settings)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{size}.json").write_text(json.dumps(result, indent=1))  # kept should the comparison fail
     if size == "bundled" and not standin:
         print(f"[{size}] cold start", file=sys.stderr)
         result["cold_start"] = measure_cold_start(settings)
@@ -386,6 +390,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="bundled,1000,10000,100000")
     parser.add_argument("--real-up-to", type=int, default=1000, help="largest size built with the real model")
     parser.add_argument("--work", type=Path, default=build_bench.WORK)
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where <size>.json goes (default bench/results)")
     parser.add_argument("--rebuild", action="store_true", help="rebuild indexes even when a build result exists")
     parser.add_argument("--profile", action="store_true", help="pyinstrument profile of the answer path")
     parser.add_argument("--skip-llama", action="store_true")

@@ -9,9 +9,10 @@ Two kinds of segment, by size:
 Rows are the segment's local sentence rows; the segment maps them to articles and chunks.
 
 Why no float copy beside the codes (format 2 kept a float16 one to re-score candidates): measured by
-bench/codes.py, residual 8-bit codes alone keep recall@10 against exact float32 search at the target while a
-float16 copy would more than double the disk (see docs/bench.md). The decoding error of a residual code is
-~1e-3 on a cosine, below the gap between neighbouring results that matters to retrieval.
+bench/codes.py on real model vectors, the copy adds ~0.003 recall@10 at the same probe count for ~2.8x the
+bytes, and at 10,000 articles it alone would break the disk budget (3x LlamaIndex's default index). The
+decoding error of a residual code is ~1e-3 on a cosine; on the hashed stand-ins of bench/standin.py the copy
+bought nothing at any probe count. See BENCHMARKS.md, "Index size".
 """
 
 from __future__ import annotations
