@@ -25,7 +25,7 @@ from rag.text import quote_is_verbatim, terms
 from rag.types import Answer, Passage, Query, Quote, StreamEvent
 
 
-def _in_background(load: Callable[[], None]) -> None:
+def _in_background(load: Callable[[], None]) -> threading.Thread:
     """Run `load` in a daemon thread; a failure there is raised again, with its message, where the part is used."""
 
     def run() -> None:
@@ -34,7 +34,9 @@ def _in_background(load: Callable[[], None]) -> None:
         except Exception:  # noqa: BLE001  (reported on first use, in the caller's thread)
             pass
 
-    threading.Thread(target=run, daemon=True).start()
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
 
 
 class Assistant:
@@ -65,11 +67,18 @@ class Assistant:
         `query_encoder` picks (rag.embed.encoder_for: ONNX questions, torch documents), hybrid retrieval and the
         rule reader; the llm reader is loaded on first use."""
         # spaCy reads every question, the encoder every question: load both while the index opens.
-        _in_background(warm_up)
+        loading = [_in_background(warm_up)]
         encoder = encoder or encoder_for(settings)
         if hasattr(encoder, "warm_up"):
-            _in_background(encoder.warm_up)
-        index = open_search_index(settings, encoder, progress, on_build)
+            loading.append(_in_background(encoder.warm_up))
+        try:
+            index = open_search_index(settings, encoder, progress, on_build)
+        except BaseException:
+            # A process that exits while a thread is inside a native library's start-up (onnxruntime, spaCy)
+            # aborts with "terminate called without an active exception" under the one-line error: let them finish.
+            for thread in loading:
+                thread.join(timeout=60)
+            raise
         retriever = HybridRetriever(index, encoder, settings.top_k)
         reader = RuleReader(index.doc_freq, index.num_chunks, settings.max_quotes, ReaderConfig())
 
