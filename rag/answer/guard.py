@@ -5,7 +5,10 @@ A pure function from (generated text, passages) to a verified result, so it is t
 - every quoted span must be a verbatim span of the cited passage, up to whitespace and quote style; a near
   miss that is clearly the same words is repaired to the passage's real span, anything else is removed
   together with its sentence and flagged;
-- a sentence without a citation whose words the passages do not cover is flagged;
+- the [n] of a sentence with a verified quote is where that quote was found, whatever number the model wrote;
+- with `require_quote` (the default, and what the llm reader uses) a sentence without a verified quote is
+  removed, and so is a quoted sentence stating a figure its passage does not hold: a small model's unquoted
+  claims are where it invents; without it, an uncited sentence whose words the passages do not cover is flagged;
 - each surviving marker is renumbered to point at a `Quote` (the verified quote of that sentence, or the
   passage sentence that best supports it), so the LLM answer carries quotes exactly like the extractive one.
 """
@@ -31,6 +34,7 @@ _QUOTE = re.compile(r"[\"“„«]([^\"“”„«»\n]{1,800}?)[\"”»]")
 _SENTENCE_END = re.compile(r"[.!?]+[\"”’)]*(?:\s*\[[^\]\n]{1,40}\])*\s+|\n+")
 _QUOTE_STYLE = str.maketrans({"“": '"', "”": '"', "„": '"', "«": '"', "»": '"', "‘": "'", "’": "'", "‚": "'", "`": "'"})
 _EDGE = " \t\n.,;:!?"
+_FIGURE = re.compile(r"\d+(?:[.,]\d+)*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,8 +171,15 @@ def _markers(sentence: str, count: int) -> tuple[list[int], int, int]:
     return cited, seen, bad
 
 
-def guard(text: str, passages: Sequence[Passage]) -> Guarded:
-    """Check `text` (a model's answer citing `passages` as [1]..[len]) and return only what holds up."""
+def _figures(text: str) -> set[str]:
+    return {m.group().replace(",", "") for m in _FIGURE.finditer(text)}
+
+
+def guard(text: str, passages: Sequence[Passage], *, require_quote: bool = True) -> Guarded:
+    """Check `text` (a model's answer citing `passages` as [1]..[len]) and return only what holds up.
+
+    With `require_quote` every kept sentence carries at least one verified quote and cites exactly the passages
+    its quotes were found in."""
     report = dict.fromkeys(
         ("markers_checked", "markers_repaired", "markers_removed", "quotes_checked", "quotes_verbatim",
          "quotes_repaired", "quotes_removed", "sentences_removed", "sentences_flagged"), 0
@@ -222,10 +233,17 @@ def guard(text: str, passages: Sequence[Passage]) -> Guarded:
                 report["markers_repaired"] += 1
                 cited.append(span.index)
             checked.append((m, span))
+        if not dropped and require_quote:
+            dropped = _unquoted_or_invented(body, checked, passages, flags)
         if dropped:
             report["sentences_removed"] += 1
             report["markers_removed"] += len(cited)
             continue
+        if checked and require_quote:
+            # The quotes say where the claim comes from: cite those passages, not the model's other numbers.
+            found = {s.index for _, s in checked}
+            report["markers_removed"] += sum(1 for i in cited if i not in found)
+            cited = [i for i in cited if i in found]
         # Each cited passage must share words with the sentence; its evidence is the sentence's quote from
         # that passage, else the passage sentence that best supports the claim.
         evidence: list[int] = []
@@ -254,6 +272,25 @@ def guard(text: str, passages: Sequence[Passage]) -> Guarded:
             body = f"{body[: tail.start()]} {marks}{tail.group()}" if tail else f"{body} {marks}"
         out.append(body)
     return Guarded(" ".join(out).strip(), tuple(quotes), report, tuple(flags))
+
+
+def _unquoted_or_invented(body: str, checked: list[tuple[re.Match[str], _Span]], passages: Sequence[Passage],
+                          flags: list[str]) -> bool:
+    """True (and a flag) when a sentence has no verified quote, or states a figure outside its quotes that the
+    passages its quotes come from do not hold."""
+    if not checked:
+        if terms(body):
+            flags.append(f"removed a sentence with no verbatim quote: “{_short(body)}”")
+            return True
+        return False
+    outside = _QUOTE.sub(" ", body)
+    held = set().union(*(_figures(passages[i].chunk.text) for i in {s.index for _, s in checked}))
+    invented = _figures(outside) - held
+    if invented:
+        flags.append(f"removed a sentence stating a figure its passage does not hold ({', '.join(sorted(invented))}): "
+                     f"“{_short(body)}”")
+        return True
+    return False
 
 
 # ---------------------------------------------------------------- streaming: which sentences are final
