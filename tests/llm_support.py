@@ -19,7 +19,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 def passages_of(user: str) -> dict[str, str]:
-    return dict(re.findall(r"^\[(\d+)\] \([^)]*\) (.+)$", user, re.MULTILINE))
+    """The numbered passages of the prompt's last "Passages:" section (the prompt's example comes before it)."""
+    section = user.rsplit("Passages:", 1)[-1]
+    return dict(re.findall(r"^\[(\d+)\] \([^)]*\) (.+)$", section, re.MULTILINE))
 
 
 def first_sentence(passage: str) -> str:
