@@ -3,8 +3,11 @@
     # the runtime of a local model: load time, prompt reading, tokens/s, peak memory (one process per run)
     PYTHONPATH=. python tests/bench_llm.py runtime [--runtime llama-cpp|transformers] [--path model.gguf]
 
-    # the llm-mode table from saved `rag eval --json` reports (one per mode/model)
-    PYTHONPATH=. python tests/bench_llm.py summary extractive.json llm.json ...
+    # the eval one question at a time (settings from RAG_* as usual), one saved report per question
+    PYTHONPATH=. python tests/bench_llm.py eval questions.jsonl --articles A --index I --out runs/llm-dev
+
+    # the llm-mode table from saved `rag eval --json` reports or `eval` folders (one per mode/model)
+    PYTHONPATH=. python tests/bench_llm.py summary extractive.json runs/llm-dev ...
 
 The summary reads what `rag eval` stored for each question (the answer's mode and guard counts), so the
 figures are those of the real eval run: accuracy, the share of answerable questions answered by the model
@@ -68,6 +71,47 @@ def runtime(args: argparse.Namespace) -> None:
     }))
 
 
+def run_eval(args: argparse.Namespace) -> None:
+    """`rag eval` one question at a time (rag.eval.run.evaluate, no warm-up question: the model is loaded first),
+    each report saved as soon as it is done, so a slow machine still leaves figures for the questions done."""
+    from rag.config import load_settings
+    from rag.eval.run import evaluate, load_questions
+    from rag.pipeline import Assistant
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = load_settings(articles_dir=Path(args.articles), index_dir=Path(args.index), answer_mode=args.mode)
+    assistant = Assistant.from_settings(settings)
+    if args.mode == "llm":
+        started = time.perf_counter()
+        assistant.llm_reader()
+        print(f"model ready in {time.perf_counter() - started:.1f} s", flush=True)
+    qset = load_questions(Path(args.questions))
+    for q in qset.questions:
+        target = out / f"{q.id}.json"
+        if target.exists():
+            continue
+        report = evaluate(assistant, [q], warmup=False)
+        target.write_text(json.dumps(report.to_dict()), encoding="utf-8")
+        a = report.results[0].answer
+        print(f"{q.id}: {a.mode if a else '-'} {report.results[0].metrics['latency_ms'] / 1000:.1f} s "
+              f"correct={report.results[0].metrics['correct']} {a.text[:100] if a else ''!r}", flush=True)
+    print(f"peak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+
+def _load(name: str) -> dict:
+    """One saved report, or a folder of one-question reports from `eval` merged into one."""
+    path = Path(name)
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))
+    from rag.eval.metrics import aggregate
+
+    parts = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(path.glob("*.json"))]
+    rows = [row for part in parts for row in part["questions"]]
+    return {"settings": parts[0]["settings"], "questions": rows,
+            "aggregate": {"overall": aggregate([r["metrics"] for r in rows])}}
+
+
 def _pct(values: list[float], q: float) -> float | None:
     if not values:
         return None
@@ -80,7 +124,7 @@ def summary(args: argparse.Namespace) -> None:
               "quotes", "valid", "p50_s", "p95_s")
     print(" | ".join(header))
     for name in args.reports:
-        report = json.loads(Path(name).read_text(encoding="utf-8"))
+        report = _load(name)
         rows = report["questions"]
         overall = report["aggregate"]["overall"]
         answerable = [r for r in rows if r["gold"]["answers"]]
@@ -122,6 +166,13 @@ def main() -> None:
     run.add_argument("--path", help="a GGUF file (default: the packaged model)")
     run.add_argument("--max-tokens", type=int, default=60)
     run.set_defaults(func=runtime)
+    ev = sub.add_parser("eval")
+    ev.add_argument("questions")
+    ev.add_argument("--articles", required=True)
+    ev.add_argument("--index", required=True)
+    ev.add_argument("--mode", default="llm", choices=("llm", "extractive"))
+    ev.add_argument("--out", required=True, help="a folder: one report per question")
+    ev.set_defaults(func=run_eval)
     summ = sub.add_parser("summary")
     summ.add_argument("reports", nargs="+")
     summ.add_argument("-v", "--verbose", action="store_true")
