@@ -218,7 +218,8 @@ class LlmReader:
 
     def generate(self, user: str, seconds: float | None = None, wait: bool = True) -> str:
         """The whole reply to one user message, within `seconds` (llm_timeout) of getting the model."""
-        if not self.model.lock.acquire(timeout=self.settings.llm_timeout) if wait else not self.model.lock.acquire(False):
+        got = self.model.lock.acquire(timeout=self.settings.llm_timeout) if wait else self.model.lock.acquire(blocking=False)
+        if not got:
             raise LlmError("the language model is busy with another question")
         try:
             deadline = time.monotonic() + (seconds or self.settings.llm_timeout)
