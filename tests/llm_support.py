@@ -79,7 +79,7 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(3)
         if model == "garbage":
             return self._send(b"this is not json {")
-        user = next(m["content"] for m in body["messages"] if m["role"] == "user")
+        user = [m["content"] for m in body["messages"] if m["role"] == "user"][-1]  # after the prompt's example
         if body.get("stream"):
             return self._stream(model, user)
         if model == "no-choices":

@@ -110,12 +110,27 @@ def test_a_citation_of_an_unrelated_passage_is_removed() -> None:
     assert result.failed  # nothing verifiable is left: the caller falls back to the extractive answer
 
 
-def test_a_sentence_without_a_verbatim_quote_is_removed() -> None:
-    result = guard('The troops fight in the Kursk region [1]. Ryder said "approximately 30 soldiers were killed" [1].', PASSAGES)
-    assert result.report["sentences_removed"] == 1 and "Kursk" not in result.text
+def test_a_sentence_without_verbatim_support_is_removed() -> None:
+    result = guard('The troops won the war near Kursk [1]. Ryder said "approximately 30 soldiers were killed" [1].', PASSAGES)
+    assert result.report["sentences_removed"] == 1 and "war" not in result.text
     assert [q.text for q in result.quotes] == ["approximately 30 soldiers were killed"]
-    assert any("no verbatim quote" in flag for flag in result.flags)
-    assert guard("The troops fight in the Kursk region [1].", PASSAGES).failed  # no claim has verbatim support
+    assert any("supports word for word" in flag for flag in result.flags)
+    assert guard("The troops won the war near Kursk [1].", PASSAGES).failed  # no claim has verbatim support
+
+
+def test_an_unquoted_sentence_is_kept_with_the_passage_sentence_that_supports_it_cited_where_found() -> None:
+    result = guard("The troops are fighting in the Kursk region [2].", PASSAGES)
+    (quote,) = result.quotes
+    assert quote.text == "The troops are  fighting in the Kursk region, close to the border." and quote.article_id == "a"
+    assert result.text == "The troops are fighting in the Kursk region [1]."
+    assert_consistent(result)
+    # a figure the supporting sentence does not hold is not supported
+    assert guard("About 50 troops are fighting in the Kursk region [1].", PASSAGES).failed
+
+
+def test_a_marker_alone_is_no_answer() -> None:
+    result = guard("North Korean troops are winning the war everywhere.\n[1]", PASSAGES)
+    assert result.failed and "[1]" not in result.text
 
 
 def test_the_marker_comes_from_where_the_quote_is_found() -> None:

@@ -51,7 +51,7 @@ def test_a_guarded_answer_from_an_openai_compatible_server(server, bundled_setti
     request = server.requests[-1]
     assert request["path"].endswith("/chat/completions")
     assert request["auth"] == "Bearer sk-secret-123"
-    assert [m["role"] for m in request["body"]["messages"]] == ["system", "user"]
+    assert [m["role"] for m in request["body"]["messages"]] == ["system", "user", "assistant", "user"]  # one example
     assert "sk-secret-123" not in json.dumps(answer.to_dict()) and "sk-secret-123" not in repr(assistant.settings)
 
 

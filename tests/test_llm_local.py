@@ -57,7 +57,7 @@ def test_the_guard_on_raw_and_corrupted_model_output(local_assistant: Assistant)
     answerer = local_assistant.llm_reader()
     from rag.answer.llm import format_passages
 
-    raw = answerer.generate(answerer.prompt.fill(passages=format_passages(passages), question=question))
+    raw = answerer.generate(answerer.prompt.fill(passages=format_passages(passages), question=question), example=True)
     assert raw.strip()
     for text in (raw, raw + ' It was "a made-up sentence that no article contains" [1]. See also [5].'):
         result = guard(text, passages)

@@ -192,6 +192,9 @@ class LlmReader:
         self.system = load_prompt("system")
         self.prompt = load_prompt("answer")
         self.condense_prompt = load_prompt("condense")
+        self.example = load_prompt("example")  # passages, question, answer, separated by lines "---"
+        if self.example.template.count("\n---\n") != 2:
+            raise PromptError("prompt 'example' must hold passages, question and answer separated by lines '---'")
         if llm is None:
             self.model: ChatModel = build_model(settings)
         elif hasattr(llm, "stream") and hasattr(llm, "lock"):
@@ -204,26 +207,33 @@ class LlmReader:
         """True while the model is writing an answer: a question asked now waits its turn (up to llm_timeout)."""
         return bool(self.model.busy)
 
-    def _messages(self, user: str) -> list[dict[str, str]]:
-        return [{"role": "system", "content": self.system.fill()}, {"role": "user", "content": user}]
+    def _messages(self, user: str, example: bool = False) -> list[dict[str, str]]:
+        """System prompt, then (for answers) one worked example as an earlier exchange, then `user`: a small
+        model copies the form of a previous answer more faithfully than it follows a described format."""
+        messages = [{"role": "system", "content": self.system.fill()}]
+        if example:
+            passages, question, answer = (part.strip() for part in self.example.template.split("\n---\n"))
+            messages += [{"role": "user", "content": self.prompt.fill(passages=passages, question=question)},
+                         {"role": "assistant", "content": answer}]
+        return [*messages, {"role": "user", "content": user}]
 
-    def _pieces(self, user: str, deadline: float, max_tokens: int | None = None) -> Iterator[str]:
+    def _pieces(self, user: str, deadline: float, example: bool = False) -> Iterator[str]:
         """The reply so far, growing piece by piece; call with the model's lock held. Raises past `deadline`."""
         text = ""
-        for piece in self.model.stream(self._messages(user), max_tokens or self.settings.llm_max_tokens, deadline):
+        for piece in self.model.stream(self._messages(user, example), self.settings.llm_max_tokens, deadline):
             text += piece
             yield text
         if not text:
             raise LlmError("the language model failed: its reply had no text")
 
-    def generate(self, user: str, seconds: float | None = None, wait: bool = True) -> str:
+    def generate(self, user: str, seconds: float | None = None, wait: bool = True, example: bool = False) -> str:
         """The whole reply to one user message, within `seconds` (llm_timeout) of getting the model."""
         got = self.model.lock.acquire(timeout=self.settings.llm_timeout) if wait else self.model.lock.acquire(blocking=False)
         if not got:
             raise LlmError("the language model is busy with another question")
         try:
             deadline = time.monotonic() + (seconds or self.settings.llm_timeout)
-            *_, text = self._pieces(user, deadline)
+            *_, text = self._pieces(user, deadline, example)
             return text
         finally:
             self.model.lock.release()
@@ -267,7 +277,7 @@ class LlmReader:
         text, settled, drafted = "", 0, ""
         try:
             deadline = time.monotonic() + self.settings.llm_timeout
-            for text in self._pieces(user, deadline):
+            for text in self._pieces(user, deadline, example=True):
                 end = settled_end(text)
                 if end <= settled:
                     continue
