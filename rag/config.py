@@ -25,6 +25,7 @@ MIN_TOKEN_CHARS = 16
 _TOKEN = re.compile(r"[A-Za-z0-9._~+/=-]+")  # base64 / URL-safe: fits a header, a cookie and a query string
 
 ANSWER_MODES = ("extractive", "llm")
+LLM_RUNTIMES = ("auto", "llama-cpp", "transformers")
 INDEX_BACKENDS = ("local", "postgres")
 RATE_LIMIT_KEYS = ("address", "token")
 QUERY_ENCODERS = ("onnx", "torch")
@@ -68,6 +69,9 @@ class Settings:
     llm_model: str = ""
     llm_api_key: str = field(default="", repr=False)  # never printed
     llm_path: str = ""  # or a local model run in-process: a GGUF file or a transformers model folder
+    # (neither set: the packaged model of `make llm`). How a local file is run: "auto" (llama.cpp when
+    # installed, for GGUF files), "llama-cpp" or "transformers" (rag/answer/local_model.py).
+    llm_runtime: str = "auto"
     llm_timeout: int = 60  # seconds per generation
     llm_max_tokens: int = 120
     llm_passages: int = 3  # how many of the retrieved passages the model is shown
@@ -88,6 +92,8 @@ class Settings:
             raise SettingsError(f"index_backend must be one of {', '.join(INDEX_BACKENDS)}, got {self.index_backend!r}")
         if self.index_backend == "postgres" and not self.database_url:
             raise SettingsError("index_backend postgres needs database_url (RAG_DATABASE_URL=postgresql://user@host/db)")
+        if self.llm_runtime not in LLM_RUNTIMES:
+            raise SettingsError(f"llm_runtime must be one of {', '.join(LLM_RUNTIMES)}, got {self.llm_runtime!r}")
         if self.answer_mode not in ANSWER_MODES:
             raise SettingsError(f"answer_mode must be one of {', '.join(ANSWER_MODES)}, got {self.answer_mode!r}")
         if self.query_encoder not in QUERY_ENCODERS:

@@ -97,8 +97,10 @@ class Assistant:
         return last.answer
 
     def ask_stream(self, question: str, history: Sequence[str] = (), mode: str | None = None) -> Iterator[StreamEvent]:
-        """Answer `question` step by step: in llm mode, drafts as the model's sentences pass the citation guard,
-        then the final answer (`final=True`, always the last event). In extractive mode only the final answer.
+        """Answer `question` step by step. In llm mode: first the extractive answer as a draft (mode "extractive",
+        note EXTRACTIVE_DRAFT_NOTE; a further draft with WAITING_NOTE if another question holds the model), then
+        drafts as the model's sentences pass the citation guard, then the final answer (`final=True`, always the
+        last event), whose `mode` says who wrote it. In extractive mode only the final answer.
 
         A bad question raises (QuestionError, SettingsError) on the first step, before anything is yielded."""
         started = time.perf_counter()
@@ -120,6 +122,10 @@ class Assistant:
         answered_at = time.perf_counter()
         answer = self.reader.read(query, passages)
         if mode == "llm":  # the rule reader's answer is the fallback should the model fail or its answer not check out
+            # shown at once, before the model is loaded or its lock taken; the model's drafts then replace it
+            from rag.answer.llm import EXTRACTIVE_DRAFT_NOTE  # here: extractive questions never import the llm path
+
+            yield StreamEvent(self._verified(dataclasses.replace(answer, notes=(*answer.notes, EXTRACTIVE_DRAFT_NOTE))))
             answer = yield from self._drafts(self.llm_reader().read_stream(query, passages, answer))
         answer = self._verified(answer)
         done = time.perf_counter()

@@ -19,7 +19,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 def passages_of(user: str) -> dict[str, str]:
-    return dict(re.findall(r"^\[(\d+)\] \([^)]*\) (.+)$", user, re.MULTILINE))
+    """The numbered passages of the prompt's last "Passages:" section (the prompt's example comes before it)."""
+    section = user.rsplit("Passages:", 1)[-1]
+    return dict(re.findall(r"^\[(\d+)\] \([^)]*\) (.+)$", section, re.MULTILINE))
 
 
 def first_sentence(passage: str) -> str:
@@ -77,7 +79,7 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(3)
         if model == "garbage":
             return self._send(b"this is not json {")
-        user = next(m["content"] for m in body["messages"] if m["role"] == "user")
+        user = [m["content"] for m in body["messages"] if m["role"] == "user"][-1]  # after the prompt's example
         if body.get("stream"):
             return self._stream(model, user)
         if model == "no-choices":

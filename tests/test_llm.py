@@ -16,7 +16,7 @@ from http.server import ThreadingHTTPServer
 import pytest
 from click.testing import CliRunner
 
-from rag.answer.llm import Prompt, build_llm, load_prompt
+from rag.answer.llm import EXTRACTIVE_DRAFT_NOTE, Prompt, build_llm, load_prompt
 from rag.cli import main
 from rag.config import Settings, load_settings
 from rag.errors import LlmError, PromptError, SettingsError
@@ -51,14 +51,14 @@ def test_a_guarded_answer_from_an_openai_compatible_server(server, bundled_setti
     request = server.requests[-1]
     assert request["path"].endswith("/chat/completions")
     assert request["auth"] == "Bearer sk-secret-123"
-    assert [m["role"] for m in request["body"]["messages"]] == ["system", "user"]
+    assert [m["role"] for m in request["body"]["messages"]] == ["system", "user", "assistant", "user"]  # one example
     assert "sk-secret-123" not in json.dumps(answer.to_dict()) and "sk-secret-123" not in repr(assistant.settings)
 
 
 def test_an_answer_that_fails_the_guard_falls_back_to_the_extractive_answer(server, bundled_settings, embedder) -> None:
     answer = llm_assistant(bundled_settings, embedder, url_of(server), "uncited").ask(QUESTION)
     assert answer.mode == "extractive"
-    assert any("no citation that checks out" in note for note in answer.notes)
+    assert any("had a quote that checks out" in note for note in answer.notes)
     assert answer.text and "Europe" not in answer.text
 
 
@@ -97,17 +97,20 @@ def test_rag_ask_mode_llm_on_the_command_line(server, bundled_settings, monkeypa
     assert "sk-secret-123" not in result.output + text.output
 
 
-def test_llm_mode_without_a_model_is_a_clean_error(bundled_settings, monkeypatch) -> None:
-    for name in ("RAG_LLM_BASE_URL", "RAG_LLM_PATH", "RAG_LLM_MODEL"):
+def test_llm_mode_with_an_unusable_model_is_a_clean_error(bundled_settings, monkeypatch) -> None:
+    for name in ("RAG_LLM_BASE_URL", "RAG_LLM_MODEL"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RAG_LLM_PATH", "/nonexistent/model.gguf")
     args = ["ask", QUESTION, "--mode", "llm", "--articles", str(bundled_settings.articles_dir), "--index", str(bundled_settings.index_dir)]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1
-    assert "RAG_LLM_BASE_URL" in result.output and "Traceback" not in result.output
+    assert "does not exist" in result.output and "Traceback" not in result.output
     with pytest.raises(LlmError, match="does not exist"):
         build_llm(load_settings(config_file=None, environ={}, llm_path="/nonexistent/model.gguf"))
     with pytest.raises(LlmError, match="llm_model"):
         build_llm(load_settings(config_file=None, environ={}, llm_base_url="http://127.0.0.1:9/v1"))
+    with pytest.raises(SettingsError, match="llm_runtime"):
+        load_settings(config_file=None, environ={"RAG_LLM_RUNTIME": "vllm"})
 
 
 def test_settings_for_the_llm_mode() -> None:
@@ -155,13 +158,17 @@ def test_a_multi_sentence_reply_streams_drafts_then_the_final_answer(server, bun
     assert len(events) > 1 and [e.final for e in events] == [False] * (len(events) - 1) + [True]
     final = events[-1].answer
     assert final.mode == "llm"
-    for draft in (e.answer for e in events[:-1]):
+    first = events[0].answer  # the extractive answer, at once and labelled as such
+    extractive = assistant.ask(QUESTION, mode="extractive")
+    assert first.mode == "extractive" and EXTRACTIVE_DRAFT_NOTE in first.notes
+    assert (first.text, first.quotes) == (extractive.text, extractive.quotes)
+    for draft in (e.answer for e in events[1:-1]):
         assert draft.mode == "llm" and draft.quotes
         assert final.text.startswith(draft.text)  # what was shown is never taken back
         assert final.quotes[: len(draft.quotes)] == draft.quotes
         assert_only_verified(assistant, draft)
-    texts = [e.answer.text for e in events]
-    assert texts == sorted(texts, key=len) and len(set(texts[:-1])) == len(texts) - 1
+    texts = [e.answer.text for e in events[1:]]
+    assert len(texts) > 1 and texts == sorted(texts, key=len) and len(set(texts[:-1])) == len(texts) - 1
 
 
 def test_the_final_event_is_what_ask_returns(server, bundled_settings, embedder) -> None:
@@ -208,3 +215,74 @@ def test_extractive_mode_streams_just_the_final_answer(bundled_settings, embedde
     events = list(assistant.ask_stream(QUESTION))
     assert len(events) == 1 and events[0].final
     assert {**events[0].answer.to_dict(), "timings": None} == {**assistant.ask(QUESTION).to_dict(), "timings": None}
+
+
+def test_a_second_question_waits_for_a_busy_in_process_model(bundled_settings, embedder) -> None:
+    """One model that runs one generation at a time (as an in-process model does): the server's "gated" reply
+    holds it; a second question meanwhile gets the extractive answer at once, then a waiting draft, and its
+    model answer once the first is done. An extractive question is never held up."""
+    import threading
+
+    from rag.answer.llm import WAITING_NOTE, LlamaIndexChat, LlmReader
+
+    with model_server() as httpd:
+        settings = bundled_settings.replace(answer_mode="llm", llm_base_url=url_of(httpd), llm_model="gated", llm_timeout=30)
+        reader = LlmReader(settings, llm=LlamaIndexChat(build_llm(settings), exclusive=True))
+        assistant = Assistant.from_settings(settings, encoder=embedder)
+        assistant._llm = reader
+        first: list = []
+        holder = threading.Thread(target=lambda: first.extend(assistant.ask_stream(QUESTION)))
+        holder.start()
+        for _ in range(300):
+            if reader.busy and len(httpd.requests) == 1:
+                break
+            threading.Event().wait(0.05)
+        assert reader.busy
+        assert assistant.ask(QUESTION, mode="extractive").mode == "extractive"  # not blocked by the model
+        second = assistant.ask_stream(QUESTION)
+        early = [next(second), next(second)]
+        assert early[0].answer.mode == "extractive" and EXTRACTIVE_DRAFT_NOTE in early[0].answer.notes
+        assert early[1].answer.mode == "extractive" and WAITING_NOTE in early[1].answer.notes
+        httpd.gate.set()
+        rest = list(second)
+        holder.join(timeout=30)
+        assert first[-1].final and first[-1].answer.mode == "llm"
+        assert rest[-1].final and rest[-1].answer.mode == "llm" and not reader.busy
+
+
+def test_the_extractive_conflicts_survive_into_the_llm_answer(bundled_settings, embedder, server) -> None:
+    """The rule reader's conflict list, its markers renumbered into the guarded answer's quotes."""
+    import dataclasses
+
+    from rag.answer.llm import LlmReader
+    from rag.types import Claim, Conflict
+
+    settings = bundled_settings.replace(answer_mode="llm", llm_base_url=url_of(server), llm_model="echo", llm_timeout=5)
+    assistant = Assistant.from_settings(settings, encoder=embedder)
+    query_passages = assistant.retriever.retrieve(QUESTION)
+    from rag.answer.question import analyse
+
+    query = analyse(QUESTION, (), 2000)
+    base = assistant.reader.read(query, query_passages)
+    # two of the passages' sentences as extractive quotes that disagree (built from the passages, not a known answer)
+    quotes = []
+    for n, passage in enumerate(query_passages[:2], 1):
+        s, e = passage.chunk.sentences[0]
+        article = assistant.index.article(passage.chunk.article_id)
+        quotes.append(dataclasses.replace(base.quotes[0], n=n, article_id=passage.chunk.article_id, title=passage.title,
+                                          start=s, end=e, text=article.text[s:e]))
+    conflict = Conflict("what the passages open with", (Claim("one", (1,)), Claim("other", (2,))))
+    fallback = dataclasses.replace(base, quotes=tuple(quotes), conflicts=(conflict,))
+    steps = LlmReader(settings).read_stream(query, query_passages, fallback)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            final = stop.value
+            break
+    assert final.mode == "llm" and len(final.conflicts) == 1
+    by_n = {q.n: q for q in final.quotes}
+    for claim, old in zip(final.conflicts[0].claims, quotes, strict=True):
+        (n,) = claim.quotes
+        assert (by_n[n].article_id, by_n[n].start, by_n[n].end) == (old.article_id, old.start, old.end)
+        assert assistant.verify(by_n[n])

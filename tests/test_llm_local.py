@@ -24,7 +24,9 @@ pytest.importorskip("llama_index.llms.huggingface", reason="the llm extra is not
 
 @pytest.fixture(scope="session")
 def local_assistant(bundled_settings, embedder) -> Assistant:
-    settings = bundled_settings.replace(answer_mode="llm", llm_path=str(GGUF), llm_max_tokens=60, llm_passages=2)
+    # transformers on purpose: llama.cpp (the default when installed) is covered by tests/test_llm_packaged.py
+    settings = bundled_settings.replace(answer_mode="llm", llm_path=str(GGUF), llm_max_tokens=60, llm_passages=2,
+                                        llm_runtime="transformers")
     assistant = Assistant.from_settings(settings, encoder=embedder)
     assistant.llm_reader()  # load once
     return assistant
@@ -55,7 +57,7 @@ def test_the_guard_on_raw_and_corrupted_model_output(local_assistant: Assistant)
     answerer = local_assistant.llm_reader()
     from rag.answer.llm import format_passages
 
-    raw = answerer.generate(answerer.prompt.fill(passages=format_passages(passages), question=question))
+    raw = answerer.generate(answerer.prompt.fill(passages=format_passages(passages), question=question), example=True)
     assert raw.strip()
     for text in (raw, raw + ' It was "a made-up sentence that no article contains" [1]. See also [5].'):
         result = guard(text, passages)
@@ -79,7 +81,8 @@ def test_a_real_model_streams_only_verified_sentences(local_assistant: Assistant
     events = list(local_assistant.ask_stream(questions(2)[1]))
     assert events[-1].final and not any(e.final for e in events[:-1])
     final = events[-1].answer
-    for draft in (e.answer for e in events[:-1]):
+    assert events[0].answer.mode == "extractive"  # the extractive answer first, then the model's drafts
+    for draft in (e.answer for e in events[1:-1]):
         assert draft.mode == "llm" and all(local_assistant.verify(q) for q in draft.quotes)
         assert {int(n) for n in re.findall(r"\[(\d+)\]", draft.text)} <= {q.n for q in draft.quotes}
         if final.mode == "llm":

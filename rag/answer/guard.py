@@ -5,7 +5,13 @@ A pure function from (generated text, passages) to a verified result, so it is t
 - every quoted span must be a verbatim span of the cited passage, up to whitespace and quote style; a near
   miss that is clearly the same words is repaired to the passage's real span, anything else is removed
   together with its sentence and flagged;
-- a sentence without a citation whose words the passages do not cover is flagged;
+- the [n] of a sentence with a verified quote is where that quote was found, whatever number the model wrote;
+- with `require_quote` (the default, and what the llm reader uses) every kept sentence has verbatim support:
+  its own verified quote, or else one passage sentence holding most of its content words and every figure it
+  states (that sentence becomes its quote, cited where it is found); anything else, a marker-only fragment
+  included, is removed, and so is a quoted sentence stating a figure its passage does not hold: a small
+  model's unsupported claims are where it invents. Without it, an uncited sentence whose words the passages
+  do not cover is flagged;
 - each surviving marker is renumbered to point at a `Quote` (the verified quote of that sentence, or the
   passage sentence that best supports it), so the LLM answer carries quotes exactly like the extractive one.
 """
@@ -24,6 +30,7 @@ from rag.types import Passage, Quote
 REPAIR_MIN = 85.0  # rapidfuzz ratio of a misquote to the real span for it to count as "the same sentence"
 REPAIR_MIN_CHARS = 12  # shorter quotes are too short to call anything "clearly the same"
 CITED_MIN = 0.3  # share of a cited sentence's content words its passage must contain
+SUPPORT_MIN = 0.6  # with require_quote: share of an unquoted sentence's content words one passage sentence must hold
 UNCITED_MIN = 0.5  # share of an uncited sentence's content words the passages together must contain
 
 _MARKER = re.compile(r"\[\s*(?:(?:passage|source)\s*)?(\d+(?:\s*[,;]\s*(?:(?:passage|source)\s*)?\d+)*)\s*\]", re.IGNORECASE)
@@ -31,6 +38,7 @@ _QUOTE = re.compile(r"[\"“„«]([^\"“”„«»\n]{1,800}?)[\"”»]")
 _SENTENCE_END = re.compile(r"[.!?]+[\"”’)]*(?:\s*\[[^\]\n]{1,40}\])*\s+|\n+")
 _QUOTE_STYLE = str.maketrans({"“": '"', "”": '"', "„": '"', "«": '"', "»": '"', "‘": "'", "’": "'", "‚": "'", "`": "'"})
 _EDGE = " \t\n.,;:!?"
+_FIGURE = re.compile(r"\d+(?:[.,]\d+)*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,8 +175,15 @@ def _markers(sentence: str, count: int) -> tuple[list[int], int, int]:
     return cited, seen, bad
 
 
-def guard(text: str, passages: Sequence[Passage]) -> Guarded:
-    """Check `text` (a model's answer citing `passages` as [1]..[len]) and return only what holds up."""
+def _figures(text: str) -> set[str]:
+    return {m.group().replace(",", "") for m in _FIGURE.finditer(text)}
+
+
+def guard(text: str, passages: Sequence[Passage], *, require_quote: bool = True) -> Guarded:
+    """Check `text` (a model's answer citing `passages` as [1]..[len]) and return only what holds up.
+
+    With `require_quote` every kept sentence carries at least one verified quote and cites exactly the passages
+    its quotes were found in."""
     report = dict.fromkeys(
         ("markers_checked", "markers_repaired", "markers_removed", "quotes_checked", "quotes_verbatim",
          "quotes_repaired", "quotes_removed", "sentences_removed", "sentences_flagged"), 0
@@ -196,6 +211,7 @@ def guard(text: str, passages: Sequence[Passage]) -> Guarded:
         claim = set(terms(body))
         # Check the quotations first: a sentence with a made-up quote is dropped whole.
         checked: list[tuple[re.Match[str], _Span]] = []
+        supported: _Span | None = None
         dropped = False
         for m in _QUOTE.finditer(body):
             inner = m.group(1).strip(_EDGE)
@@ -222,15 +238,34 @@ def guard(text: str, passages: Sequence[Passage]) -> Guarded:
                 report["markers_repaired"] += 1
                 cited.append(span.index)
             checked.append((m, span))
+        if not dropped and require_quote and not checked:
+            support = _supporting_sentence(claim, body, passages)
+            if support is None:
+                if claim:
+                    flags.append(f"removed a sentence no passage sentence supports word for word: “{_short(body)}”")
+                dropped = True
+            else:  # cited where its support is, whatever number the model wrote
+                report["markers_repaired"] += support.index not in cited
+                report["markers_removed"] += sum(1 for i in cited if i != support.index)
+                cited, supported = [support.index], support
+        if not dropped and require_quote and checked:
+            dropped = _invented_figure(body, checked, passages, flags)
         if dropped:
-            report["sentences_removed"] += 1
+            report["sentences_removed"] += bool(claim)
             report["markers_removed"] += len(cited)
             continue
+        if checked and require_quote:
+            # The quotes say where the claim comes from: cite those passages, not the model's other numbers.
+            found = {s.index for _, s in checked}
+            report["markers_removed"] += sum(1 for i in cited if i not in found)
+            cited = [i for i in cited if i in found]
         # Each cited passage must share words with the sentence; its evidence is the sentence's quote from
         # that passage, else the passage sentence that best supports the claim.
         evidence: list[int] = []
         for index in cited:
             quoted = next((s for _, s in checked if s.index == index), None)
+            if quoted is None and supported is not None and supported.index == index:
+                quoted = supported
             if quoted is None:
                 share, quoted = _best_sentence(claim, passages[index], index)
                 if claim and share < CITED_MIN:
@@ -254,6 +289,34 @@ def guard(text: str, passages: Sequence[Passage]) -> Guarded:
             body = f"{body[: tail.start()]} {marks}{tail.group()}" if tail else f"{body} {marks}"
         out.append(body)
     return Guarded(" ".join(out).strip(), tuple(quotes), report, tuple(flags))
+
+
+def _supporting_sentence(claim: set[str], body: str, passages: Sequence[Passage]) -> _Span | None:
+    """For an unquoted sentence: the passage sentence that holds at least SUPPORT_MIN of its content words and
+    every figure it states, best first; None when no passage sentence does (the sentence is then removed)."""
+    if not claim:
+        return None
+    figures = _figures(body)
+    best: tuple[float, _Span] | None = None
+    for i, passage in enumerate(passages):
+        share, span = _best_sentence(claim, passage, i)
+        if share >= SUPPORT_MIN and figures <= _figures(span.text) and (best is None or share > best[0]):
+            best = (share, span)
+    return best[1] if best else None
+
+
+def _invented_figure(body: str, checked: list[tuple[re.Match[str], _Span]], passages: Sequence[Passage],
+                     flags: list[str]) -> bool:
+    """True (and a flag) when a quoted sentence states a figure outside its quotes that the passages its quotes
+    come from do not hold."""
+    outside = _QUOTE.sub(" ", body)
+    held = set().union(*(_figures(passages[i].chunk.text) for i in {s.index for _, s in checked}))
+    invented = _figures(outside) - held
+    if invented:
+        flags.append(f"removed a sentence stating a figure its passage does not hold ({', '.join(sorted(invented))}): "
+                     f"“{_short(body)}”")
+        return True
+    return False
 
 
 # ---------------------------------------------------------------- streaming: which sentences are final

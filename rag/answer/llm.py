@@ -13,8 +13,9 @@ is shown early is only ever the guard's result for the sentences that are alread
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import functools
+import importlib
 import re
 import string
 import threading
@@ -22,13 +23,14 @@ import time
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from rag.answer.guard import Guarded, guard, settled_end
+from rag.answer.local_model import llama_cpp_available, load_llama_cpp, load_transformers, packaged_gguf
 from rag.config import PROJECT_ROOT, Settings
 from rag.errors import LlmError, PromptError
 from rag.text import words
-from rag.types import Answer, Passage, Query
+from rag.types import Answer, Claim, Conflict, Passage, Query, Quote
 
 PROMPTS_DIR = PROJECT_ROOT / "prompts"
 _INSTALL_HINT = "install the llm extra: pip install '.[llm]'"
@@ -64,8 +66,82 @@ def format_passages(passages: Sequence[Passage]) -> str:
     return "\n\n".join(f"[{i}] ({p.title}) {' '.join(p.chunk.text.split())}" for i, p in enumerate(passages, 1))
 
 
+class ChatModel(Protocol):
+    """What the reader needs of a model: a lock held for one generation, and the reply streamed in pieces.
+
+    `stream` raises TimeoutError past `deadline` (time.monotonic()) and LlmError on a model failure; `busy`
+    says whether a generation is running now (a question asked meanwhile waits its turn)."""
+
+    lock: Any  # threading.Lock or Semaphore: acquire(blocking, timeout) / release()
+
+    @property
+    def busy(self) -> bool: ...
+
+    def stream(self, messages: list[dict[str, str]], max_tokens: int, deadline: float) -> Iterator[str]: ...
+
+
+class LlamaIndexChat:
+    """Any llama-index LLM (`OpenAILike` for a server, `HuggingFaceLLM` in-process) as a `ChatModel`.
+
+    A server answers several requests at once, so its lock only caps them; an in-process model runs one
+    generation at a time. The deadline is checked as pieces arrive: a server's client has its own read timeout,
+    transformers its own `max_time`."""
+
+    def __init__(self, llm: Any, exclusive: bool = True) -> None:
+        from llama_index.core.llms import ChatMessage  # imported here: it takes seconds the first time
+
+        if not exclusive:  # the OpenAI client loads its resources on the first request (seconds): not on the clock
+            with contextlib.suppress(ImportError):
+                importlib.import_module("openai.resources")
+        self._message = ChatMessage
+        self.llm = llm
+        self.exclusive = exclusive
+        self.lock: Any = threading.Lock() if exclusive else threading.BoundedSemaphore(32)
+
+    @property
+    def busy(self) -> bool:
+        return self.exclusive and self.lock.locked()
+
+    def stream(self, messages: list[dict[str, str]], max_tokens: int, deadline: float) -> Iterator[str]:
+        chat = [self._message(role=m["role"], content=m["content"]) for m in messages]
+        for response in self.llm.stream_chat(chat):
+            if time.monotonic() > deadline:
+                raise TimeoutError("no complete reply in time")
+            delta = response.delta
+            if isinstance(delta, str) and delta:
+                yield delta
+
+
+def build_model(settings: Settings) -> ChatModel:
+    """The configured model: an OpenAI-compatible server when llm_base_url is set, else the local llm_path,
+    else the packaged model (assembled into the cache folder on first use)."""
+    if settings.llm_base_url:
+        return LlamaIndexChat(build_llm(settings), exclusive=False)
+    if settings.llm_path:
+        path = Path(settings.llm_path).expanduser().resolve()
+        if not path.exists():
+            raise LlmError(f"llm_path {path} does not exist; give a GGUF file or a transformers model folder")
+        packaged = False
+    else:
+        path, packaged = packaged_gguf(), True
+    runtime = settings.llm_runtime
+    if runtime == "auto":
+        if path.is_file() and llama_cpp_available():
+            runtime = "llama-cpp"
+        elif packaged:
+            raise LlmError(
+                "the packaged model needs llama-cpp-python: run `make llm` (or set llm_runtime = \"transformers\" "
+                "to read it with transformers, which is slow: ~90 s to load and 7 GB of memory)"
+            )
+        else:
+            runtime = "transformers"
+    if runtime == "llama-cpp":
+        return load_llama_cpp(path)
+    return LlamaIndexChat(load_transformers(path, settings.llm_max_tokens, settings.llm_timeout))
+
+
 def build_llm(settings: Settings) -> Any:  # -> llama_index.core.llms.LLM
-    """The configured model: an OpenAI-compatible server when llm_base_url is set, else the local llm_path."""
+    """The llama-index LLM for a server (llm_base_url) or a local llm_path read by transformers."""
     if settings.llm_base_url:
         if not settings.llm_model:
             raise LlmError("llm_base_url is set but llm_model is not; set RAG_LLM_MODEL to the server's model name")
@@ -85,41 +161,8 @@ def build_llm(settings: Settings) -> Any:  # -> llama_index.core.llms.LLM
             temperature=0.0,
         )
     if settings.llm_path:
-        return _local_llm(Path(settings.llm_path).expanduser().resolve(), settings.llm_max_tokens, settings.llm_timeout)
-    raise LlmError(
-        "answer mode llm needs a model: set RAG_LLM_BASE_URL and RAG_LLM_MODEL (an OpenAI-compatible server) "
-        "or RAG_LLM_PATH (a GGUF file or a transformers model folder)"
-    )
-
-
-@functools.lru_cache(maxsize=2)
-def _local_llm(path: Path, max_tokens: int, timeout: int) -> Any:
-    """Load a local model once per process. transformers reads a GGUF file itself (de-quantising it, which
-    needs the `gguf` package); `HuggingFaceLLM` takes the loaded model and tokenizer as they are."""
-    if not path.exists():
-        raise LlmError(f"llm_path {path} does not exist; give a GGUF file or a transformers model folder")
-    try:
-        from llama_index.llms.huggingface import HuggingFaceLLM
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-    except ImportError:
-        raise LlmError(f"the local model runner is not installed; {_INSTALL_HINT}") from None
-    folder, kwargs = (path.parent, {"gguf_file": path.name}) if path.is_file() else (path, {})
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, **kwargs)
-    except (OSError, ValueError, ImportError) as exc:
-        raise LlmError(f"cannot load the language model from {path}: {str(exc).splitlines()[0]}") from None
-    model.eval()
-    context = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
-    return HuggingFaceLLM(
-        model=model,
-        tokenizer=tokenizer,
-        context_window=min(context, 8192),
-        max_new_tokens=max_tokens,
-        # max_time is transformers' own wall-clock stop, the in-process equivalent of a request timeout
-        generate_kwargs={"do_sample": False, "max_time": float(timeout)},
-        is_chat_model=True,
-    )
+        return load_transformers(Path(settings.llm_path).expanduser().resolve(), settings.llm_max_tokens, settings.llm_timeout)
+    raise LlmError("build_llm needs llm_base_url or llm_path; the packaged model is built by build_model")
 
 
 def describe_failure(exc: BaseException, settings: Settings) -> str:
@@ -134,6 +177,11 @@ def describe_failure(exc: BaseException, settings: Settings) -> str:
     return f"the language model failed ({name})"
 
 
+EXTRACTIVE_DRAFT_NOTE = "extractive answer shown while the language model writes"
+WAITING_NOTE = "waiting for the language model: it is answering another question"
+CONDENSE_SECONDS = 15  # a follow-up's rewrite is short; it never holds the answer up for longer
+
+
 class LlmReader:
     """Answers from the passages with a language model, keeping only what the citation guard verifies."""
 
@@ -144,49 +192,58 @@ class LlmReader:
         self.system = load_prompt("system")
         self.prompt = load_prompt("answer")
         self.condense_prompt = load_prompt("condense")
-        self.llm = llm if llm is not None else build_llm(settings)
-        self._lock = threading.Lock()  # an in-process model is not safe to call from two threads at once
+        self.example = load_prompt("example")  # passages, question, answer, separated by lines "---"
+        if self.example.template.count("\n---\n") != 2:
+            raise PromptError("prompt 'example' must hold passages, question and answer separated by lines '---'")
+        if llm is None:
+            self.model: ChatModel = build_model(settings)
+        elif hasattr(llm, "stream") and hasattr(llm, "lock"):
+            self.model = llm
+        else:  # a llama-index LLM
+            self.model = LlamaIndexChat(llm)
 
-    def _messages(self, user: str) -> list[Any]:  # -> list[ChatMessage]
-        from llama_index.core.llms import ChatMessage
+    @property
+    def busy(self) -> bool:
+        """True while the model is writing an answer: a question asked now waits its turn (up to llm_timeout)."""
+        return bool(self.model.busy)
 
-        return [ChatMessage(role="system", content=self.system.fill()), ChatMessage(role="user", content=user)]
+    def _messages(self, user: str, example: bool = False) -> list[dict[str, str]]:
+        """System prompt, then (for answers) one worked example as an earlier exchange, then `user`: a small
+        model copies the form of a previous answer more faithfully than it follows a described format."""
+        messages = [{"role": "system", "content": self.system.fill()}]
+        if example:
+            passages, question, answer = (part.strip() for part in self.example.template.split("\n---\n"))
+            messages += [{"role": "user", "content": self.prompt.fill(passages=passages, question=question)},
+                         {"role": "assistant", "content": answer}]
+        return [*messages, {"role": "user", "content": user}]
 
-    def generate(self, user: str) -> str:
-        messages = self._messages(user)
-        with self._lock:
-            reply = self.llm.chat(messages)
-        content = reply.message.content
-        if not isinstance(content, str):
-            raise LlmError("the language model's reply had no text")
-        return content
-
-    def generate_stream(self, user: str) -> Iterator[str]:
-        """The model's reply so far, growing chunk by chunk (llama-index's `stream_chat` on either kind of model).
-
-        A server's `llm_timeout` bounds each wait for bytes (the HTTP client's read timeout); here it also bounds
-        the whole reply, which a server trickling tokens would otherwise stretch without limit. An in-process
-        model is bounded by transformers' own `max_time` instead, which ends generation with what it has.
-        """
-        messages = self._messages(user)
-        deadline = time.monotonic() + self.settings.llm_timeout if self.settings.llm_base_url else None
+    def _pieces(self, user: str, deadline: float, example: bool = False) -> Iterator[str]:
+        """The reply so far, growing piece by piece; call with the model's lock held. Raises past `deadline`."""
         text = ""
-        with self._lock:
-            for response in self.llm.stream_chat(messages):
-                if deadline is not None and time.monotonic() > deadline:
-                    raise TimeoutError(f"no complete reply within {self.settings.llm_timeout} s")
-                delta = response.delta
-                if isinstance(delta, str) and delta:
-                    text += delta
-                    yield text
+        for piece in self.model.stream(self._messages(user, example), self.settings.llm_max_tokens, deadline):
+            text += piece
+            yield text
         if not text:
             raise LlmError("the language model failed: its reply had no text")
 
+    def generate(self, user: str, seconds: float | None = None, wait: bool = True, example: bool = False) -> str:
+        """The whole reply to one user message, within `seconds` (llm_timeout) of getting the model."""
+        got = self.model.lock.acquire(timeout=self.settings.llm_timeout) if wait else self.model.lock.acquire(blocking=False)
+        if not got:
+            raise LlmError("the language model is busy with another question")
+        try:
+            deadline = time.monotonic() + (seconds or self.settings.llm_timeout)
+            *_, text = self._pieces(user, deadline, example)
+            return text
+        finally:
+            self.model.lock.release()
+
     def condense(self, question: str, history: Sequence[str]) -> str:
-        """A standalone version of a follow-up question; raises LlmError when the model's rewrite is unusable."""
+        """A standalone version of a follow-up question; raises LlmError when the model's rewrite is unusable.
+        Never waits for a busy model: the rule-based reading of the follow-up is used instead."""
         user = self.condense_prompt.fill(history="\n".join(f"- {h}" for h in history), question=question)
         try:
-            text = self.generate(user)
+            text = self.generate(user, seconds=min(CONDENSE_SECONDS, self.settings.llm_timeout), wait=False)
         except Exception as exc:  # any failure of the model only costs the rewrite, never the answer
             raise LlmError(describe_failure(exc, self.settings)) from None
         line = next((ln.strip(" -*\"'") for ln in text.splitlines() if ln.strip()), "")
@@ -197,22 +254,30 @@ class LlmReader:
         return line
 
     def read_stream(self, query: Query, passages: Sequence[Passage], fallback: Answer) -> Generator[Answer, None, Answer]:
-        """Yield drafts of the guarded answer while the model writes; return the final answer (`answer`'s result).
+        """Yield drafts of the guarded answer while the model writes; return the final answer.
 
-        A draft is the guard's result for the sentences that are complete so far (`settled_end`), exactly what
-        the guard makes of them in the whole reply, so a draft's text is always the start of the final text and
-        holds only checked markers and verified quotes. A draft is yielded only when it grew and has a quote.
-        If the model then fails, or nothing in the whole reply survives, the final answer is still the
+        If another question holds the model, a draft of `fallback` with WAITING_NOTE is yielded first and the
+        wait lasts at most llm_timeout; then llm_timeout bounds the generation, prompt reading included.
+        A model draft is the guard's result for the sentences that are complete so far (`settled_end`), exactly
+        what the guard makes of them in the whole reply, so a draft's text is always the start of the final
+        text and holds only checked markers and verified quotes. It is yielded only when it grew and has a
+        quote. If the model then fails, or nothing in the whole reply survives, the final answer is the
         extractive fallback: the drafts are replaced, never merged with it.
         """
         shown = tuple(passages[: self.settings.llm_passages])
         if not shown:
             return _fall_back(fallback, "no passages were found to give the language model")
         user = self.prompt.fill(passages=format_passages(shown), question=query.resolved)
+        lock = self.model.lock
+        if not lock.acquire(blocking=False):
+            yield dataclasses.replace(fallback, notes=(*fallback.notes, WAITING_NOTE))
+            if not lock.acquire(timeout=self.settings.llm_timeout):
+                return _fall_back(fallback, f"the language model was busy with other questions for {self.settings.llm_timeout} s")
         started = time.perf_counter()
         text, settled, drafted = "", 0, ""
         try:
-            for text in self.generate_stream(user):
+            deadline = time.monotonic() + self.settings.llm_timeout
+            for text in self._pieces(user, deadline, example=True):
                 end = settled_end(text)
                 if end <= settled:
                     continue
@@ -223,30 +288,59 @@ class LlmReader:
                     yield _as_llm_answer(fallback, draft, notes=())
         except Exception as exc:  # timeout, connection, server or decoding error: the user still gets an answer
             return _fall_back(fallback, describe_failure(exc, self.settings))
+        finally:
+            lock.release()
         generate_ms = round((time.perf_counter() - started) * 1000, 2)
         checked = guard(text, shown)
         timings = {**fallback.timings, "generate_ms": generate_ms}
         if checked.failed:
-            shown_instead = _fall_back(fallback, "the language model's answer had no citation that checks out")
+            shown_instead = _fall_back(fallback, "no sentence of the language model's answer had a quote that checks out")
             return dataclasses.replace(
                 shown_instead, guard=checked.report, timings=timings, notes=(*shown_instead.notes, *checked.flags)
             )
-        final = _as_llm_answer(fallback, checked, notes=(summary(checked.report), *checked.flags))
+        final = _as_llm_answer(fallback, checked, notes=(summary(checked.report), *checked.flags), final=True)
         return dataclasses.replace(final, timings=timings)
 
 
-def _as_llm_answer(fallback: Answer, checked: Guarded, notes: tuple[str, ...]) -> Answer:
+def _as_llm_answer(fallback: Answer, checked: Guarded, notes: tuple[str, ...], final: bool = False) -> Answer:
+    """The guarded model answer in the fallback's frame. The final answer keeps the extractive answer's
+    conflicts, their quote markers renumbered into this answer's quotes (a conflict quote the model did not
+    use is added after the model's own, so drafts' quotes stay a prefix of the final answer's)."""
+    quotes, conflicts = checked.quotes, ()
+    if final and fallback.conflicts:
+        quotes, conflicts = _carry_conflicts(fallback, checked.quotes)
     return dataclasses.replace(
         fallback,
         text=checked.text,
-        quotes=checked.quotes,
+        quotes=quotes,
         abstained=False,
-        conflicts=(),  # the extractive conflicts point at the extractive quote numbers
+        conflicts=conflicts,
         related=(),
         mode="llm",
         guard=checked.report,
         notes=notes,
     )
+
+
+def _carry_conflicts(fallback: Answer, quotes: tuple[Quote, ...]) -> tuple[tuple[Quote, ...], tuple[Conflict, ...]]:
+    out = list(quotes)
+    where = {(q.article_id, q.start, q.end): q.n for q in quotes}
+    old = {q.n: q for q in fallback.quotes}
+    renumber: dict[int, int] = {}
+    for n in (n for c in fallback.conflicts for claim in c.claims for n in claim.quotes):
+        q = old.get(n)
+        if q is None or n in renumber:
+            continue
+        key = (q.article_id, q.start, q.end)
+        if key not in where:
+            where[key] = len(out) + 1
+            out.append(dataclasses.replace(q, n=where[key]))
+        renumber[n] = where[key]
+    conflicts = tuple(
+        Conflict(c.about, tuple(Claim(cl.value, tuple(renumber[n] for n in cl.quotes if n in renumber)) for cl in c.claims))
+        for c in fallback.conflicts
+    )
+    return tuple(out), conflicts
 
 
 def summary(report: dict[str, int]) -> str:
