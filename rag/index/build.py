@@ -74,7 +74,7 @@ class BuildReport:
     merged: tuple[str, ...] = ()  # segments folded into the new one
 
 
-def _article_hash(article: Article) -> str:
+def article_hash(article: Article) -> str:
     return hashlib.sha256(
         json.dumps([article.title, article.text, article.url, article.published_at, article.source]).encode()
     ).hexdigest()
@@ -92,7 +92,7 @@ def _build_lock(index_dir: Path) -> Iterator[None]:
 
 
 @dataclass(slots=True)
-class _Pending:
+class PendingArticle:
     """A new or changed article on its way into a segment."""
 
     fid: str
@@ -102,19 +102,20 @@ class _Pending:
     chunks: list[tuple[int, int, int, int]]
 
 
-def _prepare(fid: str, article: Article, settings: Settings) -> _Pending:
+def prepare_article(fid: str, article: Article, settings: Settings) -> PendingArticle:
     article_chunks = chunk_article(article, settings.chunk_max_chars, settings.chunk_overlap)
     spans = sorted({span for chunk in article_chunks for span in chunk.sentences})
     position = {span: i for i, span in enumerate(spans)}
     chunks = [(c.start, c.end, position[c.sentences[0]], position[c.sentences[-1]]) for c in article_chunks]
-    return _Pending(fid, article, _article_hash(article), spans, chunks)
+    return PendingArticle(fid, article, article_hash(article), spans, chunks)
 
 
-def _chunk_terms(article: Article, chunks: list[tuple[int, int, int, int]]) -> list[list[str]]:
+def chunk_terms(article: Article, chunks: list[tuple[int, int, int, int]]) -> list[list[str]]:
+    """BM25 terms of each chunk; the first chunk also carries the title. Every backend uses this one rule."""
     return [terms(f"{article.title}\n{article.text[s:e]}" if s == 0 else article.text[s:e]) for s, e, _, _ in chunks]
 
 
-def _embed_resumably(index_dir: Path, pending: list[_Pending], embedder: Embedder, model: str,
+def _embed_resumably(index_dir: Path, pending: list[PendingArticle], embedder: Embedder, model: str,
                      progress: Progress | None) -> tuple[list[np.ndarray], int]:
     """Vectors for each pending article, embedded in batches saved to .scratch/ so a killed build resumes."""
     scratch = index_dir / ".scratch"
@@ -224,7 +225,7 @@ def _build(settings: Settings, db: sqlite3.Connection | None, embedder: Embedder
     touched, restat, gone = file_changes(files, old_files)
 
     old_articles = stored_articles(db, set(touched) | set(gone)) if db else {}
-    pending: list[_Pending] = []
+    pending: list[PendingArticle] = []
     skipped_by_file: dict[str, list[Skipped]] = {}
     added, changed = [], []
     seen: set[str] = set()
@@ -233,11 +234,11 @@ def _build(settings: Settings, db: sqlite3.Connection | None, embedder: Embedder
         skipped_by_file[fid] = bad
         for article in got:
             seen.add(article.id)
-            digest = _article_hash(article)
+            digest = article_hash(article)
             old = old_articles.get(article.id)
             if old and old.hash == digest:
                 continue
-            pending.append(_prepare(fid, article, settings))
+            pending.append(prepare_article(fid, article, settings))
             (changed if old else added).append(article.id)
     removed = sorted(a for a in old_articles if a not in seen)
     dead = [Tombstone(old.segment, old.row, old.chunks, old.sentences)
@@ -291,14 +292,14 @@ def _build(settings: Settings, db: sqlite3.Connection | None, embedder: Embedder
     )
 
 
-def _write_segment(index_dir: Path, db: sqlite3.Connection | None, pending: list[_Pending], vectors: list[np.ndarray],
+def _write_segment(index_dir: Path, db: sqlite3.Connection | None, pending: list[PendingArticle], vectors: list[np.ndarray],
                    merge: list[str], dead: list[Tombstone], dim: int, exact_max: int,
                    ) -> tuple[SegmentStats, list[StoredArticle]]:
     """A new segment holding the live articles of the `merge` segments (stored vectors) and the pending ones."""
     name = _next_segment_name(index_dir)
     old_segments = open_segments(index_dir, db, only=merge) if merge and db else {}
     dead_rows = {(d.segment, d.row) for d in dead}
-    carried: list[tuple[str, _Pending, np.ndarray]] = []  # file, parts, vectors
+    carried: list[tuple[str, PendingArticle, np.ndarray]] = []  # file, parts, vectors
     try:
         for seg_name in merge:
             segment = old_segments[seg_name]
@@ -308,13 +309,13 @@ def _write_segment(index_dir: Path, db: sqlite3.Connection | None, pending: list
                 if (seg_name, row) in dead_rows or row not in files:
                     continue
                 parts = segment.article_parts(row)
-                carried.append((files[row][1], _Pending("", parts.article, parts.digest, list(parts.spans), list(parts.chunks)),
+                carried.append((files[row][1], PendingArticle("", parts.article, parts.digest, list(parts.spans), list(parts.chunks)),
                                 segment.article_vectors(row)))
         total = sum(len(c[1].spans) for c in carried) + sum(len(p.spans) for p in pending)
         writer = SegmentWriter(index_dir / name, dim, total, exact_max)
         placed: list[StoredArticle] = []
         for fid, item, vecs in [*carried, *((p.fid, p, v) for p, v in zip(pending, vectors, strict=True))]:
-            writer.add(item.article, item.digest, item.spans, item.chunks, _chunk_terms(item.article, item.chunks), vecs)
+            writer.add(item.article, item.digest, item.spans, item.chunks, chunk_terms(item.article, item.chunks), vecs)
             placed.append(StoredArticle(item.article.id, fid, name, len(placed), item.digest, len(item.chunks), len(item.spans)))
     finally:
         for segment in old_segments.values():

@@ -13,7 +13,6 @@ rest: nothing is lost and little is redone. Only one build runs at a time (a ses
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -22,10 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.chunk import chunk_article
 from rag.config import Settings
 from rag.errors import IndexMismatchError
-from rag.index.build import BuildReport
+from rag.index.build import BuildReport, PendingArticle, article_hash, chunk_terms, prepare_article
 from rag.index.catalog import file_changes, scan_files
 from rag.index.postgres_schema import (
     LOCK_KEY,
@@ -39,43 +37,12 @@ from rag.index.postgres_schema import (
 )
 from rag.ingest.files import load_file
 from rag.protocols import Encoder
-from rag.text import terms
-from rag.types import Article, Skipped
+from rag.types import Skipped
 
 BATCH_SENTENCES = 2048  # sentences per transaction (and per embedding call)
 MAX_POSITION = 16383  # tsvector's largest position
 
 Progress = Callable[[int, int], None]
-
-
-@dataclass(frozen=True, slots=True)
-class _Pending:
-    """A new or changed article on its way in: its sentence spans and chunks (start, end, first, last sentence)."""
-
-    fid: str
-    article: Article
-    digest: str
-    spans: list[tuple[int, int]]
-    chunks: list[tuple[int, int, int, int]]
-
-
-def article_hash(article: Article) -> str:
-    return hashlib.sha256(
-        json.dumps([article.title, article.text, article.url, article.published_at, article.source]).encode()
-    ).hexdigest()
-
-
-def _prepare(fid: str, article: Article, settings: Settings) -> _Pending:
-    article_chunks = chunk_article(article, settings.chunk_max_chars, settings.chunk_overlap)
-    spans = sorted({span for chunk in article_chunks for span in chunk.sentences})
-    position = {span: i for i, span in enumerate(spans)}
-    chunks = [(c.start, c.end, position[c.sentences[0]], position[c.sentences[-1]]) for c in article_chunks]
-    return _Pending(fid, article, article_hash(article), spans, chunks)
-
-
-def chunk_terms(article: Article, chunks: list[tuple[int, int, int, int]]) -> list[list[str]]:
-    """BM25 terms of each chunk; the first chunk also carries the title (as the local index does)."""
-    return [terms(f"{article.title}\n{article.text[s:e]}" if s == 0 else article.text[s:e]) for s, e, _, _ in chunks]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +53,7 @@ class _Work:
     touched: list[str]
     restat: list[str]
     gone: list[str]
-    pending: list[_Pending]
+    pending: list[PendingArticle]
     removed_by_file: dict[str, list[str]]  # file -> article ids no longer in it (or the file is gone)
     skipped: dict[str, list[Skipped]]
     added: list[str]
@@ -116,7 +83,7 @@ def _scan(conn, settings: Settings) -> _Work:
     for aid, fid, digest in conn.execute("SELECT id, file, hash FROM rag_articles WHERE file = ANY(%s)", (wanted,)):
         old_articles[aid] = (fid, digest)
     conn.commit()
-    pending: list[_Pending] = []
+    pending: list[PendingArticle] = []
     skipped: dict[str, list[Skipped]] = {}
     added, changed = [], []
     seen: set[str] = set()
@@ -128,7 +95,7 @@ def _scan(conn, settings: Settings) -> _Work:
             old = old_articles.get(article.id)
             if old and old[1] == article_hash(article):
                 continue
-            pending.append(_prepare(fid, article, settings))
+            pending.append(prepare_article(fid, article, settings))
             (changed if old else added).append(article.id)
     removed_by_file: dict[str, list[str]] = {}
     for aid, (fid, _) in old_articles.items():
@@ -137,7 +104,7 @@ def _scan(conn, settings: Settings) -> _Work:
     return _Work(files, touched, restat, gone, pending, removed_by_file, skipped, added, changed)
 
 
-def _batches(pending: list[_Pending]) -> list[list[int]]:
+def _batches(pending: list[PendingArticle]) -> list[list[int]]:
     out: list[list[int]] = [[]]
     size = 0
     for i, item in enumerate(pending):
@@ -178,7 +145,7 @@ def _apply_df(conn, df: dict[str, int]) -> None:
     conn.execute("DELETE FROM rag_terms WHERE term = ANY(%s) AND df <= 0", ([t for t, d in changes if d < 0],))
 
 
-def _insert(conn, items: list[_Pending], vectors: list[np.ndarray]) -> dict[str, int]:
+def _insert(conn, items: list[PendingArticle], vectors: list[np.ndarray]) -> dict[str, int]:
     """Insert new article versions with COPY; returns the count deltas."""
     delta = {"articles": len(items), "chunks": 0, "sentences": 0, "length": 0}
     df: dict[str, int] = {}
