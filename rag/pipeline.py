@@ -155,19 +155,18 @@ class Assistant:
         limit = self.settings.max_question_chars
         alone = analyse(question, (), limit)
         config = getattr(self.reader, "config", None)
-        support = getattr(self.reader, "support", None)
         if not any(isinstance(t, str) and t.strip() for t in history):
             return alone, None
         verdict = reading(alone.question)
         gate = config.followup_gate if isinstance(config, ReaderConfig) else "rules"
-        compare = support is not None and (gate == "always" or (gate == "index" and verdict == DOUBT))
+        compare = gate == "always" or (gate == "index" and verdict == DOUBT)
         if not compare:
             return (analyse(question, history, limit, with_history=True), None) if verdict == FOLLOWUP else (alone, None)
         joined = analyse(question, history, limit, with_history=True)
         if joined.resolved == alone.resolved:
             return alone, None
         alone_passages, joined_passages = self._retrieve(alone.resolved), self._retrieve(joined.resolved)
-        gain = support(joined, joined_passages) - support(alone, alone_passages)
+        gain = self.reader.confidence(joined, joined_passages) - self.reader.confidence(alone, alone_passages)
         keep_joined = gain > -config.followup_margin if verdict == FOLLOWUP else gain >= config.followup_margin
         return (joined, joined_passages) if keep_joined else (alone, alone_passages)
 

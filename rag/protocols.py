@@ -120,6 +120,12 @@ class Reader(Protocol):
 
     def read(self, query: Query, passages: tuple[Passage, ...]) -> Answer: ...
 
+    def confidence(self, query: Query, passages: tuple[Passage, ...]) -> float:
+        """How strongly `passages` answer `query` by this reader's own measure (higher is surer; 0 when nothing
+        was retrieved). The follow-up gate compares two readings of one question with it, so only differences
+        between values of the same reader need to mean something."""
+        ...
+
 
 class StreamingReader(Reader, Protocol):
     """A reader that shows its answer while it is written: drafts first, the final answer last."""

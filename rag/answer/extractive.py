@@ -99,7 +99,7 @@ class RuleReader:
 
     name = "extractive"
 
-    def support(self, query: Query, passages: tuple[Passage, ...]) -> float:
+    def confidence(self, query: Query, passages: tuple[Passage, ...]) -> float:
         """Dense similarity plus term coverage of the best sentence: what the answer gate and the follow-up gate
         compare (0 when nothing was retrieved)."""
         pool = self._candidates(query, passages)
