@@ -75,10 +75,10 @@ def _answer_turn(service: Service, turn: Turn, mode: str) -> Iterator[Any]:
     keep the panel as it is) after each change. In llm mode the extractive answer comes first, at once."""
     try:
         if mode == "llm":
-            quick = service.ask(turn.question, turn.history, mode="extractive")
+            quick = service.ask(turn.question, turn.earlier or turn.history, mode="extractive")
             turn.bubble = render.render_answer(quick, provisional=True)
             yield quick
-        for event in service.ask_stream(turn.question, turn.history, mode):
+        for event in service.ask_stream(turn.question, turn.earlier or turn.history, mode):
             if event.final:
                 turn.answer = event.answer
                 break

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.service import MAX_HISTORY
-from rag.types import Answer, Claim, Conflict, Quote, Retrieved
+from rag.types import Answer, Claim, Conflict, Quote, Retrieved, Turn
 
 Mode = Literal["extractive", "llm"]  # rag.config.ANSWER_MODES; the schema test checks they agree
 
@@ -94,14 +94,31 @@ class AnswerModel(BaseModel):
     guard: dict[str, int] = {}
 
 
+class HistoryTurn(BaseModel):
+    """An earlier turn with what it got: the chat and the widget send these, so a follow-up resolves against the
+    latest turn that was answered (`abstained` false). Without `answer`/`abstained` the server answers it first."""
+
+    model_config = ConfigDict(extra="forbid")
+    question: str
+    answer: str = ""
+    abstained: bool | None = None
+    resolved_question: str = ""
+
+
 class AskRequest(BaseModel):
-    """The body of POST /api/ask. `history` holds the earlier user questions of the chat, oldest first; `mode`
-    asks for one answer mode for this question (default: the server's `answer_mode`)."""
+    """The body of POST /api/ask. `history` holds the earlier turns of the chat, oldest first: their questions
+    (strings, as older clients send them) or {question, answer, abstained} objects; `mode` asks for one answer
+    mode for this question (default: the server's `answer_mode`)."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"question": "How many North Korean troops were sent to Russia?", "history": [], "mode": "extractive"}]})
     question: str
-    history: list[str] = Field(default_factory=list, max_length=MAX_HISTORY)
+    history: list[str | HistoryTurn] = Field(default_factory=list, max_length=MAX_HISTORY)
+
+    def turns(self) -> list[Turn | str]:
+        """The history as the library takes it (converted here, at the edge)."""
+        return [h if isinstance(h, str) else Turn(h.question, h.answer, h.abstained, h.resolved_question)
+                for h in self.history]
     mode: Mode | None = None
 
 

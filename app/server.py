@@ -61,7 +61,7 @@ def create_app(service: Service) -> FastAPI:
     })
     def ask(body: AskRequest) -> dict[str, Any]:
         """Answer a question with verbatim quotes from the articles; the same JSON as `rag ask --json`."""
-        return service.ask(body.question, body.history, body.mode).to_dict()
+        return service.ask(body.question, body.turns(), body.mode).to_dict()
 
     @api.get("/widget", include_in_schema=False)
     def widget_slash(request: Request) -> RedirectResponse:

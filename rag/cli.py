@@ -15,7 +15,7 @@ import click
 
 from rag.config import Settings, load_settings
 from rag.errors import QuestionError, RagError, SettingsError
-from rag.types import Answer
+from rag.types import Answer, Turn
 
 
 def _fail(message: str, code: int) -> None:
@@ -274,7 +274,7 @@ def chat(ctx: click.Context, mode: str | None, articles_dir: Path | None, index_
     settings = settings_for(ctx, articles_dir=articles_dir, index_dir=index_dir, answer_mode=mode)
     assistant = open_assistant(settings)
     click.echo(f"Ask about the {assistant.index.num_articles} articles in {settings.articles_dir}. /reset starts over, /quit leaves.")
-    history: list[str] = []
+    history: list[Turn] = []  # the earlier turns with their answers: a follow-up resolves against the answered one
     while True:
         try:
             question = input("\nyou> ")
@@ -295,7 +295,7 @@ def chat(ctx: click.Context, mode: str | None, articles_dir: Path | None, index_
             click.echo(f"error: {exc}", err=True)
             continue
         click.echo(render_text(answer))
-        history.append(question)
+        history.append(Turn(question, answer.text, answer.abstained, answer.resolved_question))
 
 
 # ---------------------------------------------------------------- rag eval

@@ -174,7 +174,7 @@ class Assistant:
         gate = config.followup_gate if isinstance(config, ReaderConfig) else "rules"
         if verdict == ALONE and gate != "always":
             return alone, None
-        rewritten = conversation.resolve(alone.question, self._answered(history))
+        rewritten = conversation.resolve(alone.question, self._answered(history), fragment=verdict == FOLLOWUP)
         if rewritten is None:  # nothing before it was answered: there is nothing to lean on
             return alone, None
         joined = dataclasses.replace(analyse(rewritten, (), limit), question=alone.question, is_followup=True)

@@ -129,8 +129,9 @@ def _refers(token: Any) -> bool:
         and not is_wh(token) and token.head.pos_ in ("VERB", "AUX")
 
 
-def rewrite(question: str, earlier: Turn) -> str:
-    """`question` as the standalone question it means after `earlier` (see the module docstring)."""
+def rewrite(question: str, earlier: Turn, fragment: bool = True) -> str:
+    """`question` as the standalone question it means after `earlier` (see the module docstring). With
+    `fragment` false (a question that may stand alone), "" when there is no pronoun or phrase to resolve."""
     doc = parse(question)
     candidates = referents(earlier)
     if not candidates:
@@ -156,7 +157,7 @@ def rewrite(question: str, earlier: Turn) -> str:
     swapped = _swap(doc, earlier, candidates)
     if swapped:
         return swapped
-    return f"{question.rstrip(' ?')} ({candidates[0].text})?"
+    return f"{question.rstrip(' ?')} ({candidates[0].text})?" if fragment else ""
 
 
 def _elided_count(token: Any) -> bool:
@@ -187,7 +188,8 @@ def _swap(doc: Any, earlier: Turn, candidates: list[Referent]) -> str:
     return base.replace(bare, new.text, 1)
 
 
-def resolve(question: str, history: Sequence[Turn]) -> str | None:
-    """The standalone reading of follow-up `question`, or None when no earlier turn was answered."""
+def resolve(question: str, history: Sequence[Turn], fragment: bool = True) -> str | None:
+    """The standalone reading of follow-up `question`, or None when no earlier turn was answered (or, for a
+    question that may stand alone, `fragment` false, when nothing in it points back)."""
     earlier = antecedent(history)
-    return rewrite(question, earlier) if earlier is not None else None
+    return (rewrite(question, earlier, fragment) or None) if earlier is not None else None

@@ -71,7 +71,8 @@ def form_of(question: str) -> str:
             return OVERVIEW  # "What's the latest?"
         if root.pos_ == "VERB" and wh[0].dep_ == "dobj" and "nsubj" in args and args["nsubj"].pos_ != "PRON":
             return SAID
-        if root.pos_ == "VERB" and wh[0].dep_ == "nsubj" and not ({"dobj", "ccomp", "attr", "xcomp"} & set(args)):
+        bare = all(c.dep_ in ("prep", "punct", "aux", "auxpass", "advmod", "neg") for c in root.children if c.i != wh[0].i)
+        if root.pos_ == "VERB" and wh[0].dep_ == "nsubj" and bare:
             return OVERVIEW  # "What happened in the Kursk region?"
     return FACT
 
@@ -308,9 +309,9 @@ def _description(doc: Any, stems: set[str]) -> str:
     for child in head.children:
         if child.dep_ == "appos":
             return _span(doc, child)
-    if head.dep_ == "appos" and head.head.pos_ == "NOUN":
-        noun = head.head
-        return doc[noun.left_edge.i : noun.i + 1].text
+    if head.dep_ == "appos" and head.head.pos_ in ("NOUN", "PROPN"):  # "the city's mayor, Helena Vasquez"
+        noun = head.head  # "press secretary Maj Gen Pat Ryder": the title chain the name is in apposition to
+        return doc[noun.left_edge.i : noun.i + 1].text.strip(" ,")
     entity = next((e for e in doc.ents if e.start <= head.i < e.end and e.label_ == "PERSON"), None)
     title = [c for c in head.children if c.dep_ == "compound" and c.i not in range(entity.start, entity.end)] if entity else []
     title = [c for c in title if c.pos_ in ("NOUN", "PROPN") and c.i not in name_tokens or c.pos_ == "NOUN"]

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rag.answer.parse import is_heading
 from rag.errors import EvalError, QuestionError
 from rag.eval import metrics
-from rag.text import quote_is_verbatim
+from rag.text import quote_is_verbatim, terms
 from rag.types import Answer
 
 REPORT_FORMAT = "rag-eval-report/1"
@@ -51,6 +52,7 @@ class EvalQuestion:
     sources: tuple[str, ...] = ()
     type: str = "fact"
     evidence: tuple[Evidence, ...] = ()
+    conversation: str = ""  # the scripted conversation this turn belongs to (--as-chat asks each one as a chat)
 
     @property
     def answerable(self) -> bool:
@@ -79,6 +81,7 @@ class QuestionResult:
             "question": q.question,
             "history": list(q.history),
             "type": q.type,
+            **({"conversation": q.conversation} if q.conversation else {}),
             "gold": {"answers": list(q.answers), "answers_all": q.answers_all, "sources": list(q.sources),
                      **({"evidence": [dataclasses.asdict(e) for e in q.evidence]} if q.evidence else {})},
             "answer": self.answer.to_dict() if self.answer else None,
@@ -165,8 +168,11 @@ def _our_question(record: Any, where: str) -> EvalQuestion:
     qtype = record.get("type") or ("fact" if answers else "unanswerable")
     if not isinstance(qtype, str):
         raise EvalError(f"{where}: 'type' must be a string")
+    conversation = record.get("conversation") or ""
+    if not isinstance(conversation, str | int) or isinstance(conversation, bool):
+        raise EvalError(f"{where}: 'conversation' must be a string")
     return EvalQuestion(str(qid), text, _str_list(record.get("history"), "history", where), answers, answers_all,
-                        _str_list(record.get("sources"), "sources", where), qtype)
+                        _str_list(record.get("sources"), "sources", where), qtype, conversation=str(conversation))
 
 
 def _multihop_question(record: Any, number: int, where: str) -> EvalQuestion:
@@ -272,6 +278,9 @@ def score(question: EvalQuestion, answer: Answer | None, latency_ms: float, arti
         markers=len(metrics.markers(answer.text)),
         bad_markers=metrics.bad_markers(answer.text, (q.n for q in answer.quotes)),
         multihop=None,
+        # a section heading quoted as the answer (its first quote): never right, counted on its own
+        heading_quoted=bool(answer.quotes) and not answer.abstained and is_heading(
+            article_text(answer.quotes[0].article_id) or "", answer.quotes[0].start, answer.quotes[0].end),
     )
     if question.evidence and question.type != MULTIHOP_NULL:
         texts = [(article_text(r.article_id) or "")[r.start : r.end] for r in answer.retrieved]
@@ -291,10 +300,37 @@ def _jsonable(value: Any) -> Any:
 
 
 def as_chat(questions: Sequence[EvalQuestion]) -> list[EvalQuestion]:
-    """The questions as one conversation: each asked after every earlier question of the set (then its own
-    history, when it has one: the turns it was written to follow)."""
-    return [dataclasses.replace(q, history=(*(p.question for p in questions[:i]), *q.history))
-            for i, q in enumerate(questions)]
+    """The questions as chats. A turn of a scripted conversation (its `conversation` field) is asked with the
+    history it was written with, or, when it has none, after the earlier turns of its conversation; the other
+    questions as one conversation, each after every earlier untagged question (then its own history). The
+    assistant answers the earlier turns itself, in order, as the chat did (rag.pipeline.Assistant._answered)."""
+    out = []
+    for i, q in enumerate(questions):
+        if q.conversation:
+            earlier = tuple(p.question for p in questions[:i] if p.conversation == q.conversation)
+            out.append(dataclasses.replace(q, history=q.history or earlier))
+        else:
+            earlier = tuple(p.question for p in questions[:i] if not p.conversation)
+            out.append(dataclasses.replace(q, history=(*earlier, *q.history)))
+    return out
+
+
+def offtopic_antecedents(results: Sequence[QuestionResult]) -> int:
+    """Turns read against an off-topic turn (type "offtopic") of their history: the resolved question carries
+    a word of the off-topic question that the turn itself does not have and no other earlier turn has."""
+    by_question = {r.question.question: r.question for r in results}
+    count = 0
+    for r in results:
+        if r.answer is None or not r.question.history:
+            continue
+        offtopic = [h for h in r.question.history if by_question.get(h) is not None and by_question[h].type == "offtopic"]
+        if not offtopic:
+            continue
+        others = set(terms(r.question.question)).union(
+            *(terms(h) for h in r.question.history if h not in offtopic))
+        added = set(terms(r.answer.resolved_question)) - others
+        count += any(added & set(terms(h)) for h in offtopic)
+    return count
 
 
 def _by_type(results: Sequence[QuestionResult]) -> dict[str, dict[str, Any]]:
@@ -373,7 +409,9 @@ def evaluate(assistant: Any, questions: QuestionSet | Sequence[EvalQuestion],
     chat_run = None
     if chat:
         chat_results = run(as_chat(prepared), len(prepared))
-        chat_run = ChatRun(tuple(chat_results), metrics.aggregate([r.metrics for r in chat_results]), _by_type(chat_results))
+        overall = {**metrics.aggregate([r.metrics for r in chat_results]),
+                   "offtopic_antecedents": offtopic_antecedents(chat_results)}
+        chat_run = ChatRun(tuple(chat_results), overall, _by_type(chat_results))
         all_notes.append("--as-chat: each question also asked after every earlier question of the set (its history)")
     return Report(
         results=tuple(results),
