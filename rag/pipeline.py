@@ -177,13 +177,17 @@ class Assistant:
         rewritten = conversation.resolve(alone.question, self._answered(history), fragment=verdict == FOLLOWUP)
         if rewritten is None:  # nothing before it was answered: there is nothing to lean on
             return alone, None
-        joined = dataclasses.replace(analyse(rewritten, (), limit), question=alone.question, is_followup=True)
+        # shown and read as the rewritten question; retrieved and matched with the answered turn's words as
+        # context (lower weight), as a reader who remembers that turn would
+        earlier = conversation.antecedent(self._answered(history))
+        leaned = analyse(rewritten, [earlier.resolved or earlier.question] if earlier else [], limit, with_history=True)
+        joined = dataclasses.replace(leaned, question=alone.question, resolved=rewritten, is_followup=True)
         compare = gate == "always" or (gate == "index" and verdict == DOUBT)
         if not compare:
-            return (joined, None) if verdict == FOLLOWUP else (alone, None)
+            return (joined, self._retrieve(leaned.resolved)) if verdict == FOLLOWUP else (alone, None)
         if joined.resolved == alone.resolved:
             return alone, None
-        alone_passages, joined_passages = self._retrieve(alone.resolved), self._retrieve(joined.resolved)
+        alone_passages, joined_passages = self._retrieve(alone.resolved), self._retrieve(leaned.resolved)
         gain = self.reader.confidence(joined, joined_passages) - self.reader.confidence(alone, alone_passages)
         keep_joined = gain > -config.followup_margin if verdict == FOLLOWUP else gain >= config.followup_margin
         return (joined, joined_passages) if keep_joined else (alone, alone_passages)

@@ -111,7 +111,7 @@ class FormAnswerer:
             return None
         sentences = self._sentences(passages)
         if form == SAID:
-            return self._said(query, sentences)
+            return self._said(query, sentences, read)
         if form == WHO_IS:
             return self._who_is(query, sentences)
         return self._why(query, sentences)
@@ -155,7 +155,7 @@ class FormAnswerer:
             return np.stack([self._vectors[t] for t in texts])
 
     # -- what X said -------------------------------------------------------------------------------------
-    def _said(self, query: Query, sentences: list) -> Answer | None:
+    def _said(self, query: Query, sentences: list, read: Answer) -> Answer | None:
         doc = parse(query.resolved)
         root = next(t for t in doc if t.dep_ == "ROOT")
         subject = next(c for c in root.children if c.dep_ == "nsubj")
@@ -170,6 +170,11 @@ class FormAnswerer:
         if not found:
             return None
         found.sort(key=lambda f: (f[0], f[1]))
+        lead = read.quotes[0] if read.quotes else None
+        base = next((d for p, s, _, t, d in sentences if lead and p.chunk.article_id == lead.article_id and s == lead.start), None)
+        if lead is not None and base is not None and base > -found[0][1] and any(
+                _name_match(s, t) for s in speaker for t in terms(lead.text)):
+            return None  # the reader's sentence names X and is closer to the question ("Zelenskyy's warning about …")
         picked = [(p.chunk.article_id, p.title, s, e, t) for _, _, p, s, e, t in found[: self.max_quotes]]
         return self._quoted(query, picked)
 
