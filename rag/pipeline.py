@@ -180,7 +180,7 @@ class Assistant:
         # shown and read as the rewritten question; retrieved and matched with the answered turn's words as
         # context (lower weight), as a reader who remembers that turn would
         earlier = conversation.antecedent(self._answered(history))
-        leaned = analyse(rewritten, [earlier.resolved or earlier.question] if earlier else [], limit, with_history=True)
+        leaned = analyse(question, [earlier.resolved or earlier.question] if earlier else [], limit, with_history=True)
         joined = dataclasses.replace(leaned, question=alone.question, resolved=rewritten, is_followup=True)
         compare = gate == "always" or (gate == "index" and verdict == DOUBT)
         if not compare:

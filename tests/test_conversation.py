@@ -21,7 +21,7 @@ ANSWERED = Turn("How many North Korean troops were deployed to Russia?", "Approx
     ("Where is it based?", Turn("Which think tank assessed the troops?", "Institute for the Study of War [1]", False),
      "Where is Institute for the Study of War based?"),
     ("What did its director estimate?", Turn("Who runs the container terminal?", "the Port Authority [1]", False),
-     "What did the Port Authority’s director estimate?"),
+     "What did the director of the Port Authority estimate?"),
     ("What did she say?", Turn("Who is the mayor of Brindmouth?", "Helena Vasquez [1]", False), "What did Helena Vasquez say?"),
     ("And how many had arrived?", ANSWERED, "And how many North Korean troops had arrived?"),
 ])

@@ -138,11 +138,15 @@ def rewrite(question: str, earlier: Turn, fragment: bool = True) -> str:
         return question
     pieces: list[str] = []
     changed = False
+    owned: dict[int, str] = {}  # head noun index -> " of X": "its director" is read "the director of X"
     for token in doc:
         text = token.text
         if _refers(token) and (chosen := _choose(token, candidates)) is not None:
             text = chosen.text
-            if "Yes" in token.morph.get("Poss"):
+            if "Yes" in token.morph.get("Poss") and token.head.pos_ == "NOUN" and token.head.i > token.i:
+                owned[token.head.i] = f" of {chosen.text}"
+                text = "the"
+            elif "Yes" in token.morph.get("Poss"):
                 text += "’" if text.endswith("s") else "’s"
             if token.i == 0:
                 text = text[:1].upper() + text[1:]
@@ -151,7 +155,7 @@ def rewrite(question: str, earlier: Turn, fragment: bool = True) -> str:
             noun = chosen.text[4:] if chosen.text.startswith("the ") else chosen.text
             text = f"{token.text} {noun}"
             changed = True
-        pieces.append(text + token.whitespace_)
+        pieces.append(text + owned.get(token.i, "") + token.whitespace_)
     if changed:
         return "".join(pieces).strip()
     swapped = _swap(doc, earlier, candidates)
