@@ -105,7 +105,11 @@ def test_api_follow_up_uses_history(server: str) -> None:
     alone = httpx.post(f"{server}/api/ask", json={"question": "Where is it?"}, timeout=60).json()
     followed = httpx.post(f"{server}/api/ask", json={"question": "Where is it?", "history": [first]}, timeout=60).json()
     assert followed["resolved_question"] != alone["resolved_question"]
-    assert first.split()[-1].strip("?").lower() in followed["resolved_question"].lower()
+    # one question a person would write (issue 20), leaning on the first turn: its words or its answer
+    reading = followed["resolved_question"]
+    assert reading.count("?") == 1 and first not in reading
+    earlier = httpx.post(f"{server}/api/ask", json={"question": first}, timeout=60).json()["text"].split(" [")[0]
+    assert any(w in reading.lower() for w in (first + " " + earlier).lower().split() if len(w) > 4), reading
 
 
 @pytest.mark.parametrize("body", [

@@ -67,23 +67,26 @@ def referents(turn: Turn) -> list[Referent]:
     """The noun phrases of `turn`, most salient first (see the module docstring)."""
     doc = parse(turn.resolved or turn.question)
     found: list[tuple[int, int, Referent]] = []
-    wh_subject = any(is_wh(t) and (t.dep_ in ("nsubj", "nsubjpass", "attr") or t.head.dep_ in ("nsubj", "nsubjpass")
-                                   and t.head.pos_ in ("NOUN", "PROPN")) for t in doc)
     value = answer_value(turn.answer)
-    if wh_subject and value and len(value.split()) <= 8:
-        named = parse(value)
-        if any(t.pos_ == "PROPN" for t in named):  # a name, not a figure or a sentence
-            labels = {e.label_ for e in named.ents}
-            found.append((-1, -1, Referent(value, any(t.tag_ == "NNPS" for t in named), "PERSON" in labels,
-                                           bool(labels & set(_PLACES)), True)))
+    named = parse(value) if value and len(value.split()) <= 8 else None
+    if named is not None and not any(t.pos_ == "PROPN" for t in named):
+        named = None  # a figure or a sentence, not a name that "it" or "they" could point at
+    if named is not None and any(is_wh(t) for t in doc):
+        # what the turn asked for ("Which think tank", "In which Russian region", "Who") is now the name it was
+        # answered with: the newest thing the conversation established, so the most salient referent
+        labels = {e.label_ for e in named.ents}
+        found.append((-1, -1, Referent(value, any(t.tag_ == "NNPS" for t in named), "PERSON" in labels,
+                                       bool(labels & set(_PLACES)), True)))
     for chunk in doc.noun_chunks:
+        root = chunk.root
+        role = _ROLE_ORDER.get(root.dep_ if root.dep_ != "conj" else root.head.dep_, 3)
+        if named is not None and any(is_wh(t) for t in chunk):
+            continue  # the asked-for phrase: stands for the answer above
         text = _phrase(chunk)
         if not text:
             continue
         labels = {e.label_ for e in doc.ents if e.start < chunk.end and e.end > chunk.start}
-        root = chunk.root
-        role = root.dep_ if root.dep_ != "conj" else root.head.dep_
-        found.append((_ROLE_ORDER.get(role, 3), chunk.start, Referent(
+        found.append((role, chunk.start, Referent(
             text, root.tag_ in ("NNS", "NNPS"), "PERSON" in labels, bool(labels & set(_PLACES)), root.pos_ == "PROPN")))
     return [r for _, _, r in sorted(found, key=lambda item: (item[0], item[1]))]
 
@@ -190,6 +193,11 @@ def _swap(doc: Any, earlier: Turn, candidates: list[Referent]) -> str:
     if bare not in base:
         return ""
     return base.replace(bare, new.text, 1)
+
+
+def only_bracketed(reading: str, question: str) -> bool:
+    """Whether `reading` is the fallback form: nothing in the question pointed back, the phrase was bracketed."""
+    return reading != question and reading.startswith(question.rstrip(" ?") + " (")
 
 
 def resolve(question: str, history: Sequence[Turn], fragment: bool = True) -> str | None:
