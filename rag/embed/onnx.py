@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from rag.embed.export import OnnxExport, ensure_export, load_export
-from rag.embed.session import OnnxSession
+from rag.embed.export import ensure_export, load_export
+from rag.embed.session import OnnxExport, OnnxSession
 from rag.protocols import Encoder
 
 
