@@ -332,7 +332,8 @@ def _reader_config(pairs: tuple[str, ...]):  # -> ReaderConfig
               help="Override one rule-reader threshold (rag.answer.config.ReaderConfig) for this run; repeatable. "
                    "E.g. --reader-set followup_gate=rules --reader-set min_support=0.9.")
 @click.option("--as-chat", "as_chat", is_flag=True,
-              help="Also ask the set as one chat (each question after all earlier ones) and report both side by side.")
+              help="Also ask the set as a chat (each question after the earlier ones of its 'conversation', all of the "
+                   "set when no line names one) and report both side by side.")
 @articles_option
 @index_option
 @_threshold_options
