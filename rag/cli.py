@@ -173,25 +173,12 @@ def index_build(ctx: click.Context, articles_dir: Path | None, index_dir: Path |
 @click.pass_context
 def index_info(ctx: click.Context, index_dir: Path | None, as_json: bool) -> None:
     """Articles, chunks, model, size and build time of the index."""
-    from rag.index.local import index_size, missing_index, read_manifest
+    from rag.index.factory import describe_search_index
 
-    settings = settings_for(ctx, index_dir=index_dir)
-    if settings.index_backend == "postgres":
-        from rag.index.postgres import PostgresIndex
-        from rag.index.postgres_schema import safe_url
-
-        pg = PostgresIndex(settings)
-        try:
-            manifest, size, where = pg.manifest, pg.size_bytes(), safe_url(settings.database_url)
-        finally:
-            pg.close()
-    else:
-        manifest = read_manifest(settings.index_dir)
-        if manifest is None:
-            raise missing_index(settings.index_dir)
-        size, where = index_size(settings.index_dir), str(settings.index_dir)
+    described = describe_search_index(settings_for(ctx, index_dir=index_dir))
+    manifest, size = described["manifest"], described["size_bytes"]
     info = {
-        "path": where,
+        "path": described["path"],
         "articles_dir": manifest.get("articles_dir"),
         **manifest.get("counts", {}),
         "model": manifest.get("model"),
@@ -345,7 +332,8 @@ def _reader_config(pairs: tuple[str, ...]):  # -> ReaderConfig
               help="Override one rule-reader threshold (rag.answer.config.ReaderConfig) for this run; repeatable. "
                    "E.g. --reader-set followup_gate=rules --reader-set min_support=0.9.")
 @click.option("--as-chat", "as_chat", is_flag=True,
-              help="Also ask the set as one chat (each question after all earlier ones) and report both side by side.")
+              help="Also ask the set as a chat (each question after the earlier ones of its 'conversation', all of the "
+                   "set when no line names one) and report both side by side.")
 @articles_option
 @index_option
 @_threshold_options

@@ -22,6 +22,7 @@ from typing import Any
 from rag.answer.parse import is_heading
 from rag.errors import EvalError, QuestionError
 from rag.eval import metrics
+from rag.eval.groups import aggregate_dict, as_chat, by_field, wording_aggregates
 from rag.text import quote_is_verbatim, terms
 from rag.types import Answer
 
@@ -52,7 +53,10 @@ class EvalQuestion:
     sources: tuple[str, ...] = ()
     type: str = "fact"
     evidence: tuple[Evidence, ...] = ()
-    conversation: str = ""  # the scripted conversation this turn belongs to (--as-chat asks each one as a chat)
+    # optional grouping (rag.eval.groups): how this line is worded, which lines word the same question, which chat
+    wording: str = ""
+    group: str = ""
+    conversation: str = ""
 
     @property
     def answerable(self) -> bool:
@@ -81,7 +85,7 @@ class QuestionResult:
             "question": q.question,
             "history": list(q.history),
             "type": q.type,
-            **({"conversation": q.conversation} if q.conversation else {}),
+            **{k: getattr(q, k) for k in ("wording", "group", "conversation") if getattr(q, k)},
             "gold": {"answers": list(q.answers), "answers_all": q.answers_all, "sources": list(q.sources),
                      **({"evidence": [dataclasses.asdict(e) for e in q.evidence]} if q.evidence else {})},
             "answer": self.answer.to_dict() if self.answer else None,
@@ -96,10 +100,12 @@ class ChatRun:
     results: tuple[QuestionResult, ...]
     overall: dict[str, Any]
     by_type: dict[str, dict[str, Any]]
+    by_wording: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    consistency: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"questions": [r.to_dict() for r in self.results],
-                "aggregate": {"overall": self.overall, "by_type": self.by_type}}
+                "aggregate": aggregate_dict(self.overall, self.by_type, self.by_wording, self.consistency)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,8 +121,11 @@ class Report:
     question_format: str = JSONL
     notes: tuple[str, ...] = ()
     created_at: str = ""
-    # --as-chat: the same questions asked as one conversation (each with every earlier question as history)
+    # --as-chat: the same questions asked as chats (each with the earlier questions of its conversation as history)
     chat: ChatRun | None = None
+    # when the set names wordings (rag.eval.groups): aggregates per wording, and whether a group's wordings agree
+    by_wording: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    consistency: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         chat = {"as_chat": self.chat.to_dict()} if self.chat is not None else {}
@@ -129,7 +138,7 @@ class Report:
             "index_manifest": self.manifest,
             "notes": list(self.notes),
             "questions": [r.to_dict() for r in self.results],
-            "aggregate": {"overall": self.overall, "by_type": self.by_type},
+            "aggregate": aggregate_dict(self.overall, self.by_type, self.by_wording, self.consistency),
             **chat,
         }
 
@@ -168,11 +177,13 @@ def _our_question(record: Any, where: str) -> EvalQuestion:
     qtype = record.get("type") or ("fact" if answers else "unanswerable")
     if not isinstance(qtype, str):
         raise EvalError(f"{where}: 'type' must be a string")
-    conversation = record.get("conversation") or ""
-    if not isinstance(conversation, str | int) or isinstance(conversation, bool):
-        raise EvalError(f"{where}: 'conversation' must be a string")
+    grouping = {key: record.get(key) or "" for key in ("wording", "group", "conversation")}
+    for key, value in grouping.items():
+        if not isinstance(value, str | int) or isinstance(value, bool):
+            raise EvalError(f"{where}: '{key}' must be a string")
     return EvalQuestion(str(qid), text, _str_list(record.get("history"), "history", where), answers, answers_all,
-                        _str_list(record.get("sources"), "sources", where), qtype, conversation=str(conversation))
+                        _str_list(record.get("sources"), "sources", where), qtype,
+                        **{key: str(value) for key, value in grouping.items()})
 
 
 def _multihop_question(record: Any, number: int, where: str) -> EvalQuestion:
@@ -299,22 +310,6 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def as_chat(questions: Sequence[EvalQuestion]) -> list[EvalQuestion]:
-    """The questions as chats. A turn of a scripted conversation (its `conversation` field) is asked with the
-    history it was written with, or, when it has none, after the earlier turns of its conversation; the other
-    questions as one conversation, each after every earlier untagged question (then its own history). The
-    assistant answers the earlier turns itself, in order, as the chat did (rag.pipeline.Assistant._answered)."""
-    out = []
-    for i, q in enumerate(questions):
-        if q.conversation:
-            earlier = tuple(p.question for p in questions[:i] if p.conversation == q.conversation)
-            out.append(dataclasses.replace(q, history=q.history or earlier))
-        else:
-            earlier = tuple(p.question for p in questions[:i] if not p.conversation)
-            out.append(dataclasses.replace(q, history=(*earlier, *q.history)))
-    return out
-
-
 def offtopic_antecedents(results: Sequence[QuestionResult]) -> int:
     """Turns read against an off-topic turn (type "offtopic") of their history: the resolved question carries
     a word of the off-topic question that the turn itself does not have and no other earlier turn has."""
@@ -334,8 +329,7 @@ def offtopic_antecedents(results: Sequence[QuestionResult]) -> int:
 
 
 def _by_type(results: Sequence[QuestionResult]) -> dict[str, dict[str, Any]]:
-    return {t: metrics.aggregate([r.metrics for r in results if r.question.type == t])
-            for t in sorted({r.question.type for r in results})}
+    return by_field(results, "type")
 
 
 def _reader_settings(assistant: Any) -> dict[str, Any]:
@@ -411,8 +405,9 @@ def evaluate(assistant: Any, questions: QuestionSet | Sequence[EvalQuestion],
         chat_results = run(as_chat(prepared), len(prepared))
         overall = {**metrics.aggregate([r.metrics for r in chat_results]),
                    "offtopic_antecedents": offtopic_antecedents(chat_results)}
-        chat_run = ChatRun(tuple(chat_results), overall, _by_type(chat_results))
-        all_notes.append("--as-chat: each question also asked after every earlier question of the set (its history)")
+        chat_run = ChatRun(tuple(chat_results), overall, _by_type(chat_results), *wording_aggregates(chat_results))
+        all_notes.append("--as-chat: each question also asked after every earlier question of its conversation "
+                         "(the whole set when no question names one) as its history")
     return Report(
         results=tuple(results),
         overall=metrics.aggregate([r.metrics for r in results]),
@@ -424,6 +419,7 @@ def evaluate(assistant: Any, questions: QuestionSet | Sequence[EvalQuestion],
         notes=tuple(all_notes),
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         chat=chat_run,
+        **dict(zip(("by_wording", "consistency"), wording_aggregates(results), strict=True)),
     )
 
 
