@@ -177,8 +177,10 @@ class Assistant:
         rewritten = conversation.resolve(alone.question, self._answered(history), fragment=verdict == FOLLOWUP)
         if rewritten is None:  # nothing before it was answered: there is nothing to lean on
             return alone, None
-        if verdict == FOLLOWUP and conversation.only_bracketed(rewritten, alone.question):
-            verdict = DOUBT  # nothing in it points back ("How much does a ticket cost?"): let the index decide
+        if conversation.only_bracketed(rewritten, alone.question):
+            if conversation.has_own_subject(alone.question):
+                return alone, None  # nothing points back and the clause has its own subject: it stands alone
+            verdict = DOUBT  # nothing in it points back: let the index decide
         # shown and read as the rewritten question; retrieved and matched with the answered turn's words as
         # context (lower weight), as a reader who remembers that turn would
         earlier = conversation.antecedent(self._answered(history))

@@ -93,3 +93,12 @@ def test_the_api_takes_questions_or_turns_with_answers() -> None:
     assert body.turns() == ["Who?", Turn("How many?", "300 [1]", False)]
     with pytest.raises(ValueError):
         AskRequest.model_validate({"question": "Where?", "history": [{"answer": "no question"}]})
+
+
+def test_a_clause_with_its_own_subject_is_not_read_as_a_fragment(velmora) -> None:
+    """"How much did X cost?" has nothing pointing back: it is read alone even though "how much" + verb can
+    start a fragment ("And how many had arrived?")."""
+    first = velmora.ask("How many families were moved to the sports hall?")
+    question = "How much did the council set aside for repairs?"
+    answer = velmora.ask(question, [Turn(first.question, first.text, first.abstained, first.resolved_question)])
+    assert answer.resolved_question == question and "2 million" in answer.text

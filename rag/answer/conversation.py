@@ -88,6 +88,18 @@ def referents(turn: Turn) -> list[Referent]:
         labels = {e.label_ for e in doc.ents if e.start < chunk.end and e.end > chunk.start}
         found.append((role, chunk.start, Referent(
             text, root.tag_ in ("NNS", "NNPS"), "PERSON" in labels, bool(labels & set(_PLACES)), root.pos_ == "PROPN")))
+    covered = {t.i for chunk in doc.noun_chunks for t in chunk}
+    for token in doc:  # a noun the chunker missed ("Which think tank": "think" tagged as a verb)
+        if token.i in covered or token.pos_ not in ("NOUN", "PROPN") or token.dep_ not in _ROLE_ORDER:
+            continue
+        if named is not None and any(is_wh(t) for t in token.subtree):
+            continue
+        kept = [t for t in doc[token.left_edge.i : token.i + 1] if not is_wh(t) and t.dep_ not in ("relcl", "punct")]
+        if kept:
+            text = doc[kept[0].i : token.i + 1].text
+            text = "the " + text if token.pos_ == "NOUN" and kept[0].dep_ not in ("det", "poss") else text
+            found.append((_ROLE_ORDER[token.dep_], token.i, Referent(text, token.tag_ in ("NNS", "NNPS"), False, False,
+                                                                     token.pos_ == "PROPN")))
     return [r for _, _, r in sorted(found, key=lambda item: (item[0], item[1]))]
 
 
@@ -198,6 +210,13 @@ def _swap(doc: Any, earlier: Turn, candidates: list[Referent]) -> str:
 def only_bracketed(reading: str, question: str) -> bool:
     """Whether `reading` is the fallback form: nothing in the question pointed back, the phrase was bracketed."""
     return reading != question and reading.startswith(question.rstrip(" ?") + " (")
+
+
+def has_own_subject(question: str) -> bool:
+    """Whether the question's main clause has a noun or name as its subject ("How much does a festival ticket
+    cost?"): a clause with its own subject is not a fragment, whatever an earlier turn spoke of."""
+    return any(t.dep_ in ("nsubj", "nsubjpass") and t.pos_ in ("NOUN", "PROPN")
+               for t in parse(question))
 
 
 def resolve(question: str, history: Sequence[Turn], fragment: bool = True) -> str | None:
