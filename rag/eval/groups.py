@@ -12,12 +12,30 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, TypeVar
 
 from rag.eval import metrics
 
-if TYPE_CHECKING:
-    from rag.eval.run import EvalQuestion, QuestionResult
+
+# What this module reads of rag.eval.run's EvalQuestion and QuestionResult, said structurally: importing them,
+# even only for type checking, would make an import circle (run imports this module).
+class _Question(Protocol):
+    @property
+    def question(self) -> str: ...
+    @property
+    def conversation(self) -> str: ...
+    @property
+    def history(self) -> tuple[str, ...]: ...
+
+
+class QuestionResult(Protocol):
+    @property
+    def question(self) -> Any: ...  # an EvalQuestion
+    @property
+    def metrics(self) -> Any: ...
+
+
+EvalQuestion = TypeVar("EvalQuestion", bound=_Question)
 
 
 def as_chat(questions: Sequence[EvalQuestion]) -> list[EvalQuestion]:
