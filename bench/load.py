@@ -57,10 +57,12 @@ _REWORDINGS = ("{q}", "Tell me: {q}", "Please, {l}", "{q} Quote the articles.", 
 
 
 def distinct_questions(questions: list[str], count: int) -> list[str]:
-    """`count` different texts: each question, then each rewording of every question."""
-    out = [r.format(q=q, l=q[:1].lower() + q[1:]) for r in _REWORDINGS for q in questions]
-    if count > len(out):
-        out += [f"{q} ({i})" for i, q in enumerate(out[: count - len(out)], start=1)]
+    """`count` different texts: each question, then each rewording of every question, then those numbered."""
+    base = [r.format(q=q, l=q[:1].lower() + q[1:]) for r in _REWORDINGS for q in questions]
+    out, i = list(base), 1
+    while len(out) < count:
+        out += [f"{q} ({i})" for q in base]
+        i += 1
     return out[:count]
 
 
