@@ -210,7 +210,10 @@ def main() -> int:
         references(url, [f"{q} (warm-up)" for q in questions[:5]])  # lazy loading is not an answer's cost
         alone = phase(urls, jobs, args.users, args.rounds, args.max_seconds, pid)
         beside: dict = {}
-        if args.llm:
+        if args.llm:  # one answer first loads the model (into its process), so the phase meets it generating
+            warm: dict = {}
+            llm_answer(url, questions[1], warm, threading.Event())
+            print(f"llm warm-up answer: {warm}", file=sys.stderr)
             llm: dict = {}
             started = threading.Event()
             worker = threading.Thread(target=llm_answer, args=(url, questions[0], llm, started), daemon=True)

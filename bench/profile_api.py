@@ -87,6 +87,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("/tmp/profile-api"))
     parser.add_argument("--http-only", action="store_true", help="keep each answer: time the HTTP path alone")
     parser.add_argument("--no-profile", action="store_true", help="no profiler, FastAPI's own thread pool")
+    parser.add_argument("--client", choices=("api", "gradio"), default="api",
+                        help="drive POST /api/ask (bench/load.py) or Gradio's queue (bench/gradio_ask.py)")
     args = parser.parse_args()
 
     import uvicorn
@@ -125,6 +127,9 @@ def main() -> int:
             time.sleep(0.1)
         cmd = [sys.executable, str(ROOT / "bench" / "load.py"), "--url", url, "--pid", str(os.getpid()),
                "--users", str(args.users), "--rounds", str(args.rounds), *([] if args.http_only else ["--distinct"])]
+        if args.client == "gradio":
+            cmd = [sys.executable, str(ROOT / "bench" / "gradio_ask.py"), "--url", url, "--pid", str(os.getpid()),
+                   "--users", str(args.users), "--rounds", str(args.rounds)]
         result["rc"] = subprocess.run(cmd, env={**os.environ, "PYTHONPATH": str(ROOT)}).returncode
         server.should_exit = True
 
