@@ -65,7 +65,8 @@ def create_app(service: Service) -> FastAPI:
         # orjson writes the frozen dataclasses as they are: no dict copy (asdict), no second validation of what
         # the library built (AnswerModel mirrors Answer field for field: tests/test_app_feedback.py), and no
         # second thread-pool hop for it. AnswerModel stays the declared response for /api/docs.
-        return Response(orjson.dumps(service.ask(body.question, body.history, body.mode)), media_type="application/json")
+        answer = service.ask(body.question, body.history, body.mode)
+        return Response(orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
 
     @api.get("/widget", include_in_schema=False)
     def widget_slash(request: Request) -> RedirectResponse:
