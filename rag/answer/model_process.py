@@ -136,8 +136,11 @@ class ModelProcess:
                "OMP_NUM_THREADS": str(self.threads)}
         cmd = [sys.executable, "-m", "rag.answer.model_process", str(self.path), "--context", str(self.context),
                "--threads", str(self.threads), "--nice", str(self.nice)]
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                                close_fds=True)
+        try:
+            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    env=env, close_fds=True)
+        except OSError as exc:
+            raise LlmError(f"cannot start the language model process: {exc.strerror or exc}") from None
         self._proc, self._replies, self._stderr = proc, queue.Queue(), collections.deque(maxlen=20)
         threading.Thread(target=_read_replies, args=(proc.stdout, self._replies), name="model-replies",
                          daemon=True).start()
