@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from app.schema import AnswerModel
 from tests.app_support import CHROMIUM, PYTHON, ROOT, TOKEN, clean_env, launch_chromium, rag_server, reverse_proxy
 from tests.conftest import BUNDLED, DEV_QUESTIONS
 from tests.llm_support import model_server, url_of
@@ -95,6 +96,8 @@ def test_api_returns_the_same_json_as_rag_ask(server: str, corpus: Path) -> None
         capture_output=True, text=True, env=clean_env(), cwd=corpus, timeout=300, check=True,
     )
     assert _without_timings(reply.json()) == _without_timings(json.loads(cli.stdout))
+    # the server writes the dataclasses without validating them: the declared schema must still hold them exactly
+    assert AnswerModel.model_validate(reply.json()).model_dump(mode="json") == reply.json()
     articles = {p.name: p.read_text(encoding="utf-8") for p in (corpus / "articles").iterdir()}
     for quote in reply.json()["quotes"]:
         assert articles[quote["article_id"]][quote["start"]:quote["end"]] == quote["text"]
