@@ -3,7 +3,7 @@ articles with questions written for them, cold (first sight of a sentence: parse
 batch) and warm (the sentence's parse and vectors cached, only the question's features and the model).
 Also the cost of spaCy's parser: the pipeline with and without it on the same sentences.
 
-    python bench/span_ranker.py [--sentences 200]
+    python bench/span_ranker.py [--sentences 200] [--model rag/answer/model/spans.json]
 Prints wall and CPU milliseconds per sentence with `uptime`'s load average; asserts nothing.
 """
 
@@ -26,6 +26,7 @@ QUESTIONS = ("How many people were there?", "Who said it?", "Where did it happen
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sentences", type=int, default=200)
+    parser.add_argument("--model", type=Path, default=None, help="a model JSON (default: the committed one)")
     args = parser.parse_args()
     from rag.answer.question import analyse
     from rag.answer.span_model import SpanRanker
@@ -47,7 +48,7 @@ def main() -> int:
         for sentence in sentences:
             nlp(sentence)
         cost[name] = ((time.perf_counter() - wall) / len(sentences) * 1e3, (time.process_time() - cpu) / len(sentences) * 1e3)
-    ranker = SpanRanker.load()
+    ranker = SpanRanker.load(args.model)
     ranker.rank(queries[0], "The warm-up sentence names 12 people in Paris.")
     for query in queries:
         ranker.question_vector(query)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import inspect
 import json
 import pickle
 import random
@@ -27,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.answer import squad
+from rag.answer.kinds import DESCRIPTION
 from rag.answer.span_features import FEATURES, features, read_sentence
 from rag.answer.span_model import FORMAT, MODEL_PATH, VERSION, BatchEncoder, _Scorer
 from rag.answer.span_scoring import Row, exact, f1, reorder, rule_choice
@@ -34,20 +36,27 @@ from rag.chunk import split_sentences
 from rag.errors import RagError
 
 CACHE = Path("/tmp/spans-cache")
+CARD = MODEL_PATH.parent / "SPANS.md"
 SEED = 13
 WORDINGS = ("original", "casual", "reordered")
 
 
-def _code_key() -> str:
-    here = Path(__file__).resolve().parent
-    parts = [(here / name).read_bytes() for name in ("span_features.py", "spans.py", "question.py", "span_scoring.py")]
-    return hashlib.sha256(b"".join(parts)).hexdigest()[:12]
+def _code_key(name: str) -> str:
+    """What a cache depends on: the parse of sentences on spans.py and read_sentence; questions on question.py,
+    spans.py and the wordings; so a change to the question-time features keeps the slow caches."""
+    from rag.answer import question, span_features, span_scoring, spans
+
+    sources = {"sentences": [inspect.getsource(spans), inspect.getsource(span_features.read_sentence),
+                             inspect.getsource(span_features.SpanInfo)],
+               "queries": [inspect.getsource(question), inspect.getsource(spans), inspect.getsource(span_scoring.reorder)]}
+    sources["questions"] = sources["queries"]
+    return hashlib.sha256("\n".join(sources[name]).encode()).hexdigest()[:12]
 
 
 def _cached(name: str, make):  # noqa: ANN001, ANN202
     """A local cache of intermediate results (not the model): pickled under /tmp/spans-cache."""
     CACHE.mkdir(parents=True, exist_ok=True)
-    path = CACHE / f"{name}-{_code_key()}.pkl"
+    path = CACHE / f"{name}-{_code_key(name)}.pkl"
     if path.is_file():
         return pickle.loads(path.read_bytes())
     value = make()
@@ -109,6 +118,7 @@ def build_rows(items, log) -> list[Row]:  # noqa: ANN001
         return np.concatenate([batch.encode(texts[i : i + 64]) for i in range(0, len(texts), 64)])
 
     qvecs = _cached("questions", vectors_all)
+    log("computing features...")
     rows = []
     for (title, qid, wording, query, sentence, answer), qv in zip(analysed, qvecs, strict=True):
         info, vectors = read[sentence]
@@ -161,7 +171,8 @@ def evaluate(rows: list[Row], scorer: _Scorer | None) -> dict[str, dict[str, flo
             choice = rule_choice(row.query, row.sentence)
         else:
             choice = row.texts[int(np.argmax(scorer.probabilities(row.x)))] if row.texts else row.sentence
-        for key in (row.wording, "all"):
+        keys = (row.wording, "all", "typed") if row.query.answer_type != DESCRIPTION else (row.wording, "all")
+        for key in keys:
             sums.setdefault(key, []).append((exact(choice, row.answer), f1(choice, row.answer)))
     return {k: {"n": len(v), "em": round(float(np.mean([a for a, _ in v])), 4), "f1": round(float(np.mean([b for _, b in v])), 4)}
             for k, v in sums.items()}
@@ -206,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"choosing on {check!r}: {model:13s} labels={how:5s} EM {scores['em']:.3f} F1 {scores['f1']:.3f}")
             if scores["em"] + scores["f1"] > best:
                 chosen, best = (model, how), scores["em"] + scores["f1"]
-    log(f"fitting {chosen[0]} (labels by {chosen[1]}) on {len(train)} rows...")
+    log(f"chose {chosen}; fitting {chosen[0]} (labels by {chosen[1]}) on {len(train)} rows...")
     params = fit(train, *chosen)
     scorer = _Scorer(params, "fitted")
     figures = {"model": evaluate(test, scorer), "rules": evaluate(test, None), "oracle": oracle(test)}
@@ -222,13 +233,40 @@ def main(argv: list[str] | None = None) -> int:
                                     "trained": meta}, separators=(",", ":")) + "\n", encoding="utf-8")
     print(f"\nheld-out split ({', '.join(held)}), gold sentence given; top span vs the answer:")
     print(f"{'wording':10s} {'n':>5s} {'model EM':>9s} {'model F1':>9s} {'rules EM':>9s} {'rules F1':>9s} {'oracle EM':>10s}")
-    for w in (*WORDINGS, "all"):
+    for w in (*WORDINGS, "all", "typed"):
         m, r, o = figures["model"].get(w), figures["rules"].get(w), figures["oracle"].get(w)
         if m:
             print(f"{w:10s} {m['n']:5d} {m['em']:9.3f} {m['f1']:9.3f} {r['em']:9.3f} {r['f1']:9.3f} {o['em']:10.3f}")
+    if args.out.resolve() == MODEL_PATH.resolve() and CARD.is_file():
+        write_card_figures(figures, meta)
+        print(f"updated the Figures section of {CARD}")
     print(f"\nwrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB); training wall {timing['wall_s']} s, "
           f"CPU {timing['cpu_s']} s, max RSS {timing['max_rss_mb']} MB")
     return 0
+
+
+def figures_table(figures: dict, meta: dict) -> str:
+    """The model card's "Figures" section body: held-out EM/F1 per wording, model beside the rules."""
+    lines = [f"Held-out split: {', '.join(meta['held_out'])} (whole articles), the gold sentence given; the top span "
+             f"against SQuAD's answer. Model: {meta['chosen']['model']}, labels by {meta['chosen']['labels']}. "
+             f"Rules: the rule reader's first typed span, or the whole sentence when it has none.", "",
+             "| wording | questions | model EM | model F1 | rules EM | rules F1 | oracle EM |",
+             "|---|---|---|---|---|---|---|"]
+    for w in (*WORDINGS, "all", "typed"):
+        m, r, o = figures["model"].get(w), figures["rules"].get(w), figures["oracle"].get(w)
+        if m:
+            lines.append(f"| {w} | {m['n']} | {m['em']:.3f} | {m['f1']:.3f} | {r['em']:.3f} | {r['f1']:.3f} | {o['em']:.3f} |")
+    t = meta["training"]
+    lines += ["", f"Oracle: the share whose answer is exactly one of the candidates. Training: {t['wall_s']} s wall, "
+              f"{t['cpu_s']} s CPU (max RSS {t['max_rss_mb']} MB) on this machine, caches cold or warm as the run found them."]
+    return "\n".join(lines)
+
+
+def write_card_figures(figures: dict, meta: dict) -> None:
+    text = CARD.read_text(encoding="utf-8")
+    head, rest = text.split("## Figures\n", 1)
+    tail = rest.split("\n## ", 1)[1] if "\n## " in rest else ""
+    CARD.write_text(f"{head}## Figures\n\n{figures_table(figures, meta)}\n" + (f"\n## {tail}" if tail else ""), encoding="utf-8")
 
 
 def oracle(rows: list[Row]) -> dict[str, dict[str, float]]:
@@ -236,7 +274,8 @@ def oracle(rows: list[Row]) -> dict[str, dict[str, float]]:
     sums: dict[str, list[float]] = {}
     for row in rows:
         hit = float(any(exact(t, row.answer) for t in row.texts))
-        for key in (row.wording, "all"):
+        keys = (row.wording, "all", "typed") if row.query.answer_type != DESCRIPTION else (row.wording, "all")
+        for key in keys:
             sums.setdefault(key, []).append(hit)
     return {k: {"n": len(v), "em": round(float(np.mean(v)), 4)} for k, v in sums.items()}
 
