@@ -163,6 +163,7 @@ class SpanRanker:
         self._batch = batch
         self._lock = threading.Lock()
         self._sentences = functools.lru_cache(maxsize=1024)(self._read)
+        self._questions = functools.lru_cache(maxsize=1024)(lambda text: self._encode([text])[0])
 
     @classmethod
     def load(cls, path: Path | None = None, encoder: Encoder | None = None) -> SpanRanker:
@@ -187,7 +188,7 @@ class SpanRanker:
         text = query.resolved or query.question
         if self._encoder is not None:
             return np.asarray(self._encoder.encode_query(text), dtype=np.float32)
-        return self._encode([text])[0]
+        return self._questions(text)
 
     def rank(self, query: Query, sentence: str) -> list[ScoredSpan]:
         """Every candidate span of `sentence` with the model's probability that it is the answer, best first."""
