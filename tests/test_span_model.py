@@ -54,6 +54,21 @@ def test_the_count_of_the_asked_thing_ranks_first(ranker: SpanRanker, question: 
     assert want in top and not re.search(rf"\b{not_want}\b", top), top
 
 
+@pytest.mark.parametrize(("question", "sentence", "want"), [
+    ("Which intelligence agency reported the transfer?",
+     "The transfer was first reported by the Defence Intelligence Directorate, citing data shared with the "
+     "Interior Ministry.", "Defence Intelligence Directorate"),
+    ("Where were the residents moved to?",
+     "About 4,000 residents of the coastal district were moved to schools in Elmford after the river burst its "
+     "banks.", "Elmford"),
+    ("when did the new terminal open",
+     "The airport authority said the new terminal, which cost 2 billion euros, opened on 12 March 2024.",
+     "12 March 2024"),
+])
+def test_the_asked_kind_of_name_ranks_first(ranker: SpanRanker, question: str, sentence: str, want: str) -> None:
+    assert ranker.rank(analyse(question), sentence)[0].text == want
+
+
 def test_bad_model_files_raise_a_clear_rag_error(tmp_path: Path) -> None:
     missing = tmp_path / "missing.json"
     with pytest.raises(RagError, match="not found"):

@@ -103,6 +103,7 @@ class _Scorer:
                 self.trees = [{k: np.asarray(t[k]) for k in ("feature", "threshold", "left", "right", "value", "leaf",
                                                              "missing_left")} for t in data["trees"]]
                 sizes = {len(FEATURES)} if all(int(t["feature"].max(initial=0)) < len(FEATURES) for t in self.trees) else {-1}
+                self.forest = _Forest(self.trees)
             else:
                 raise RagError(f"{where}: unknown model kind {self.kind!r} (expected 'logistic' or 'trees')")
         except RagError:
@@ -117,23 +118,39 @@ class _Scorer:
         if self.kind == "logistic":
             raw = ((x - self.mean) / self.scale) @ self.coef + self.intercept
         else:
-            raw = np.full(len(x), self.baseline)
-            for tree in self.trees:
-                raw += _walk(tree, x)
+            raw = self.baseline + self.forest.predict(x)
         return 1.0 / (1.0 + np.exp(-raw))
 
 
-def _walk(tree: dict, x: np.ndarray) -> np.ndarray:
-    node = np.zeros(len(x), dtype=np.int64)
-    rows = np.arange(len(x))
-    while True:
-        active = ~tree["leaf"][node].astype(bool)
-        if not active.any():
-            return tree["value"][node].astype(np.float64)
-        n = node[active]
-        value = x[rows[active], tree["feature"][n]]
-        left = np.where(np.isnan(value), tree["missing_left"][n].astype(bool), value <= tree["threshold"][n])
-        node[active] = np.where(left, tree["left"][n], tree["right"][n])
+class _Forest:
+    """Every tree as one padded table, walked for all rows and all trees at once (a few numpy steps a level)."""
+
+    def __init__(self, trees: list[dict]) -> None:
+        width = max(len(t["feature"]) for t in trees)
+
+        def table(key: str, dtype: type) -> np.ndarray:
+            out = np.zeros((len(trees), width), dtype=dtype)
+            for i, t in enumerate(trees):
+                out[i, : len(t[key])] = t[key]
+            return out
+
+        self.feature, self.threshold = table("feature", np.int64), table("threshold", np.float64)
+        self.left, self.right, self.value = table("left", np.int64), table("right", np.int64), table("value", np.float64)
+        self.leaf, self.missing_left = table("leaf", bool), table("missing_left", bool)
+        self.trees = np.arange(len(trees))[None, :]
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        node = np.zeros((len(x), self.trees.shape[1]), dtype=np.int64)
+        rows = np.arange(len(x))[:, None]
+        for _ in range(64):
+            leaf = self.leaf[self.trees, node]
+            if leaf.all():
+                break
+            value = x[rows, self.feature[self.trees, node]]
+            left = np.where(np.isnan(value), self.missing_left[self.trees, node], value <= self.threshold[self.trees, node])
+            step = np.where(left, self.left[self.trees, node], self.right[self.trees, node])
+            node = np.where(leaf, node, step)
+        return self.value[self.trees, node].sum(axis=1)
 
 
 def read_model(path: Path) -> dict:
