@@ -77,7 +77,8 @@ class LearnedReader:
     # -- scoring ---------------------------------------------------------------------------------
     def _judge(self, query: Query, passages: tuple[Passage, ...]) -> tuple[SentenceTable, np.ndarray, float]:
         """The candidates, the ranker's log-odds for each, and the probability that the passages answer."""
-        assert self.model is not None  # noqa: S101  (callers check: typing only)
+        if self.model is None:
+            raise ModelError(self.problem or "no model loaded")
         table = sentence_table(self.rules, query, passages)
         if not table.candidates:
             return table, np.zeros(0), 0.0

@@ -25,12 +25,21 @@ from typing import Any
 import numpy as np
 
 from rag.answer import squad
+from rag.answer.card import write_card
 from rag.answer.features import SentenceTable, question_features, sentence_table
 from rag.answer.learned import LearnedReader
 from rag.answer.measure import baseline_first, in_gold, score_answer, slice_figures, summarise
 from rag.answer.model_io import MODEL_PATH, ReaderModel, from_sklearn_linear, from_sklearn_trees
 from rag.answer.train_data import (
-    Asked, Item, ask_all, assistant_for, cross, news_items, reworded, squad_items, write_news_corpus,
+    Asked,
+    Item,
+    ask_all,
+    assistant_for,
+    cross,
+    news_items,
+    reworded,
+    squad_items,
+    write_news_corpus,
     write_squad_corpus,
 )
 from rag.answer.wordings import SynonymTable, casual, reorder, vocabulary
@@ -172,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     asked: list[Asked] = []
     for name, items in groups.items():
         started = time.perf_counter()
-        asked += ask_all(items, assistants, cache, name, lambda n, total: _log(f"  {name}: {n}/{total}"))
+        asked += ask_all(items, assistants, cache, name, lambda n, total, name=name: _log(f"  {name}: {n}/{total}"))
         _log(f"asked {name}: {len(items)} questions ({time.perf_counter() - started:.0f} s)")
     rows = []
     for a in asked:
@@ -210,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     model = ReaderModel(ranker, abstain, threshold, info)
 
     measured = []
-    for a, table, _ in held_q:
+    for a, _table, _ in held_q:
         rules = assistants[a.item.corpus].reader
         learned = LearnedReader(rules, model=model)
         row = {"wording": a.item.wording, "answerable": a.item.answerable}
@@ -229,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
                                "max_rss_mb": round(usage.ru_maxrss / 1024), "load_average": list(os.getloadavg())}
     model = ReaderModel(ranker, abstain, threshold, {**info, "figures": report})
     model.save(args.out)
+    if args.out == MODEL_PATH:
+        write_card(model)
     for assistant in assistants.values():
         assistant.close()
     print(json.dumps(report, indent=1))
