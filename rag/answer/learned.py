@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.answer.extractive import Candidate, RuleReader, _quote, _similar
+from rag.answer.extractive import Candidate, RuleReader, _adjacent, _is_quotation, _quote, _similar
 from rag.answer.features import SentenceTable, question_features, sentence_table
 from rag.answer.kinds import DATE, DESCRIPTION, DURATION, NUMBER
 from rag.answer.model_io import MODEL_PATH, ModelError, ReaderModel, load_model
@@ -97,11 +97,19 @@ class LearnedReader:
                 typed = self.rules._typed(query, [best, *others], pool)
                 if typed is not None and typed.conflicts and typed.quotes and _same(typed.quotes[0], best):
                     return typed
-            value = self._short_answer(query, best)
-            if value:
-                quotes = self._supporting(best, [c for c in near if value.lower() in c.text.lower()])
-                return Answer(query.question, f"{value} {''.join(f'[{q.n}]' for q in quotes)}", tuple(quotes),
-                              answer_type=query.answer_type, resolved_question=query.resolved)
+            # the best sentence, or the best near one, that holds a span of the asked type
+            for chosen in (best, *near):
+                value = self._short_answer(query, chosen)
+                if value:
+                    rest = [c for c in (best, *near) if c is not chosen and value.lower() in c.text.lower()]
+                    quotes = self._supporting(chosen, rest)
+                    return Answer(query.question, f"{value} {''.join(f'[{q.n}]' for q in quotes)}", tuple(quotes),
+                                  answer_type=query.answer_type, resolved_question=query.resolved)
+            if _is_quotation(best.text):
+                # "Which think tank said ...": the rule reader finds the speaker in the quotation's attribution line
+                attributed = self.rules._typed(query, _adjacent(best, pool), pool, attribution=True)
+                if attributed is not None:
+                    return attributed
         quotes = self._supporting(best, near)
         text = f"{best.text} [1]"
         if len(quotes) > 1:

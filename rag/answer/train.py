@@ -29,7 +29,7 @@ from rag.answer.card import write_card
 from rag.answer.features import SentenceTable, question_features, sentence_table
 from rag.answer.learned import LearnedReader
 from rag.answer.measure import baseline_first, in_gold, score_answer, slice_figures, summarise
-from rag.answer.model_io import MODEL_PATH, ReaderModel, from_sklearn_linear, from_sklearn_trees
+from rag.answer.model_io import MODEL_PATH, ReaderModel, from_sklearn_linear, from_sklearn_trees, load_model
 from rag.answer.train_data import (
     Asked,
     Item,
@@ -145,12 +145,36 @@ def _threshold(p: np.ndarray, answerable: np.ndarray) -> tuple[float, dict[str, 
     return round(best, 3), {k: round(v, 4) for k, v in figures.items()}
 
 
+def _measure(model: ReaderModel, held_q: list[tuple[Asked, SentenceTable, np.ndarray]], assistants: dict[str, Any],
+             cache: Path) -> dict[str, Any]:
+    """The baseline, the rules and the learned reader on the held-back rows, per wording; the card's slice."""
+    measured = []
+    for a, _table, _ in held_q:
+        rules = assistants[a.item.corpus].reader
+        learned = LearnedReader(rules, model=model)
+        row = {"wording": a.item.wording, "answerable": a.item.answerable}
+        if a.item.answerable:
+            measured.append({**row, "reader": "baseline", "first": baseline_first(rules, a.query, a.passages, a.item.gold)})
+        for name, reader in (("rules", rules), ("learned", learned)):
+            answer = reader.read(a.query, a.passages)
+            scores = score_answer(answer, a.item.gold, a.item.answers) if a.item.answerable else {
+                "abstained": float(answer.abstained)}
+            measured.append({**row, "reader": name, **scores})
+    slice_dir = cache / "slice"
+    return {"held_out": summarise(measured),
+            "slice": slice_figures(lambda rules: LearnedReader(rules, model=model), slice_dir / "articles", slice_dir / "index")}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rag.answer.train", description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, default=Path(os.environ.get("RAG_LEARNED_CACHE", "/tmp/learned-cache")))
-    parser.add_argument("--variants", type=int, default=700, help="train questions rewritten in each generated wording")
+    parser.add_argument("--variants", type=int, default=600, help="train questions rewritten in each generated wording")
+    parser.add_argument("--held-variants", type=int, default=400,
+                        help="held-out questions rewritten in each generated wording for the figures")
     parser.add_argument("--out", type=Path, default=MODEL_PATH)
     parser.add_argument("--limit", type=int, default=0, help="at most this many questions per group (a smoke run)")
+    parser.add_argument("--measure-only", action="store_true",
+                        help="keep the model at --out, measure it again (after a reader change) and rewrite its figures")
     args = parser.parse_args(argv)
     random.seed(SEED)
     np.random.seed(SEED)
@@ -173,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     synonyms = _synonyms(cache, paragraphs, assistants["squad"].encoder)
     generated_train = _generated(answer_train[: args.variants], synonyms, cache, "train")
     generated_held = _generated(answer_held, synonyms, cache, "held")
+    chosen_held = {i.qid for i in random.Random(SEED).sample(answer_held, min(args.held_variants, len(answer_held)))}
+    generated_held = [i for i in generated_held if i.qid.rsplit(":", 1)[0] in chosen_held]
     crossed = cross(answer_train, "news", "squad-vs-news", 500) + cross(answer_held, "news", "squad-vs-news", 300)
     groups = {"train": train_items, "held": held_items, "gen-train": generated_train, "gen-held": generated_held,
               "cross": crossed, "news": news_items()}
@@ -190,6 +216,16 @@ def main(argv: list[str] | None = None) -> int:
     _log(f"features: {sum(len(t.candidates) for _, t, _ in rows)} candidate rows ({time.perf_counter() - wall:.0f} s)")
     train_rows = [r for r in rows if r[0].item.split == "train"]
     held_rows = [r for r in rows if r[0].item.split == "held" and r[0].item.source == "squad"]
+    held_q = [r for r in rows if r[0].item.split == "held"]
+    if args.measure_only:
+        old = load_model(args.out)
+        figures = {**old.info.get("figures", {}), **_measure(old, held_q, assistants, cache)}
+        model = ReaderModel(old.ranker, old.abstain, old.threshold, {**old.info, "figures": figures})
+        model.save(args.out)
+        if args.out == MODEL_PATH:
+            write_card(model)
+        print(json.dumps(figures, indent=1))
+        return 0
 
     report: dict[str, Any] = {"augmentation": {}, "rankers": {}}
     plain = {"encoder alone": lambda m: m[:, 0]}
@@ -207,7 +243,6 @@ def main(argv: list[str] | None = None) -> int:
     ranker = candidates[kind]
     x_train, y_train = _question_rows([r for r in rows if r[0].item.split == "train"], ranker)
     abstain = _fit_abstention(x_train, y_train)
-    held_q = [r for r in rows if r[0].item.split == "held"]
     x_held, _ = _question_rows(held_q, ranker)
     p_held = 1 / (1 + np.exp(-abstain.raw(x_held.astype(np.float64))))
     threshold, abstention = _threshold(p_held, np.array([r[0].item.answerable for r in held_q]))
@@ -218,21 +253,7 @@ def main(argv: list[str] | None = None) -> int:
                             "rows": {name: len(items) for name, items in groups.items()}}
     model = ReaderModel(ranker, abstain, threshold, info)
 
-    measured = []
-    for a, _table, _ in held_q:
-        rules = assistants[a.item.corpus].reader
-        learned = LearnedReader(rules, model=model)
-        row = {"wording": a.item.wording, "answerable": a.item.answerable}
-        if a.item.answerable:
-            measured.append({**row, "reader": "baseline", "first": baseline_first(rules, a.query, a.passages, a.item.gold)})
-        for name, reader in (("rules", rules), ("learned", learned)):
-            answer = reader.read(a.query, a.passages)
-            scores = score_answer(answer, a.item.gold, a.item.answers) if a.item.answerable else {
-                "abstained": float(answer.abstained)}
-            measured.append({**row, "reader": name, **scores})
-    report["held_out"] = summarise(measured)
-    slice_dir = cache / "slice"
-    report["slice"] = slice_figures(lambda rules: LearnedReader(rules, model=model), slice_dir / "articles", slice_dir / "index")
+    report.update(_measure(model, held_q, assistants, cache))
     usage = resource.getrusage(resource.RUSAGE_SELF)
     report["training_time"] = {"wall_s": round(time.perf_counter() - wall, 1), "cpu_s": round(time.process_time() - cpu, 1),
                                "max_rss_mb": round(usage.ru_maxrss / 1024), "load_average": list(os.getloadavg())}
