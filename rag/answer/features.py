@@ -33,12 +33,13 @@ SENTENCE_FEATURES = (
     "dense_rank", "rule_rank", "passage_rank", "passage_score", "passage_score_gap",
     "has_type", "type_checked", "typed_question",
     "heading", "position", "first_in_chunk", "log_chars", "log_terms", "matched_share",
-    "names_here", "n_candidates",
+    "names_here", "n_candidates", "counts_measured", "head_noun_here",
 )
 QUESTION_FEATURES = (
     "best_model", "second_model", "model_gap", "best_dense", "second_dense", "dense_gap2", "best_coverage",
     "best_own", "best_bm25", "rule_confidence", "type_anywhere", "typed_question", "n_candidates", "query_terms",
-    "best_passage_score", "mean_dense_top5", *(f"kind_{k}" for k in ANSWER_KINDS),
+    "best_passage_score", "mean_dense_top5", "measured_anywhere", "head_noun_anywhere",
+    *(f"kind_{k}" for k in ANSWER_KINDS),
 )
 
 
@@ -72,6 +73,7 @@ def sentence_table(rules: RuleReader, query: Query, passages: tuple[Passage, ...
                 where[key] = (p.score, p.rank, i)
     idf = {t: rules.idf(t) * w for t, w in (*query.context, *query.weights)}
     names = set(query.names)
+    head = set(terms(query.head_noun))
     typed = query.answer_type != DESCRIPTION
     cols: dict[str, np.ndarray] = {name: np.zeros(n, dtype=np.float64) for name in SENTENCE_FEATURES}
     total_idf = sum(idf.values()) or 1.0
@@ -92,6 +94,10 @@ def sentence_table(rules: RuleReader, query: Query, passages: tuple[Passage, ...
         cols["matched_share"][i] = sum(idf.get(t, 0.0) for t in c.matched) / total_idf
         cols["heading"][i] = is_heading(c.text)
         cols["names_here"][i] = (len(names & (set(sentence_terms) | c.context)) / len(names)) if names else 1.0
+        # the rule reader's verdicts as features: "how many ships" where only soldiers are counted, "who is the
+        # president" where no president is named
+        cols["counts_measured"][i] = rules._counts(query, c) if query.measured else 1.0
+        cols["head_noun_here"][i] = bool(head & (set(sentence_terms) | c.context)) if head else 1.0
     cols["dense"] = np.array([c.dense for c in pool])
     cols["coverage"] = np.array([c.coverage for c in pool])
     cols["own_coverage"] = np.array([c.own_coverage for c in pool])
@@ -137,4 +143,7 @@ def question_features(query: Query, table: SentenceTable, model_scores: np.ndarr
             mean_dense_top5=float(dense_sorted[:5].mean()),
         )
         out["dense_gap2"] = out["best_dense"] - out["second_dense"]
+        top = m[:TYPED_POOL]
+        out["measured_anywhere"] = float(top[:, col["counts_measured"]].max())
+        out["head_noun_anywhere"] = float(top[:, col["head_noun_here"]].max())
     return np.array([out[name] for name in QUESTION_FEATURES], dtype=np.float32)

@@ -91,7 +91,8 @@ class LearnedReader:
     # -- composing -------------------------------------------------------------------------------
     def _compose(self, query: Query, best: Candidate, near: list[Candidate], pool: list[Candidate]) -> Answer:
         if query.answer_type != DESCRIPTION:
-            others = [c for c in near if c.article_id != best.article_id]
+            # other articles' figures among the sentences the rules would search: _typed keeps only the close ones
+            others = [c for c in pool[: self.config.typed_pool] if c.article_id != best.article_id]
             if query.answer_type in (NUMBER, DURATION, DATE) and others:
                 # figures stated in other articles: the rule reader's conflict handling decides whether they differ
                 typed = self.rules._typed(query, [best, *others], pool)
