@@ -52,10 +52,10 @@ screenshots: install
 # A local PostgreSQL 18 + pgvector server in .db/ on 127.0.0.1 (DB_PORT, default 5432); prints RAG_DATABASE_URL.
 DB_PORT ?= 5432
 db: install
-	@$(BIN)/python -m rag.index.postgres_server start --dir .db --port $(DB_PORT)
+	@$(BIN)/python -m rag.index.postgres.server start --dir .db --port $(DB_PORT)
 
 db-stop:
-	$(BIN)/python -m rag.index.postgres_server stop --dir .db
+	$(BIN)/python -m rag.index.postgres.server stop --dir .db
 
 test: install
 	$(BIN)/ruff check rag app tests

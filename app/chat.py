@@ -74,18 +74,21 @@ def _answer_turn(service: Service, turn: Turn, mode: str) -> Iterator[Any]:
     """Answer one turn, updating `turn.bubble` and yielding the answer whose sources the panel shows (None to
     keep the panel as it is) after each change. In llm mode the extractive answer comes first, at once."""
     try:
-        if mode == "llm":
-            quick = service.ask(turn.question, turn.history, mode="extractive")
-            turn.bubble = render.render_answer(quick, provisional=True)
-            yield quick
-        for event in service.ask_stream(turn.question, turn.history, mode):
-            if event.final:
-                turn.answer = event.answer
-                break
-            turn.bubble = render.render_answer(event.answer, streaming=True)
-            yield event.answer
-        else:  # the library always ends with a final event; this is a bug if reached
-            raise RuntimeError("the answer stream ended without a final answer")
+        if mode == "extractive":  # one step, no drafts: asked directly, without the stream's worker thread
+            turn.answer = service.ask(turn.question, turn.earlier or turn.history, mode)
+        else:
+            if mode == "llm":
+                quick = service.ask(turn.question, turn.earlier or turn.history, mode="extractive")
+                turn.bubble = render.render_answer(quick, provisional=True)
+                yield quick
+            for event in service.ask_stream(turn.question, turn.earlier or turn.history, mode):
+                if event.final:
+                    turn.answer = event.answer
+                    break
+                turn.bubble = render.render_answer(event.answer, streaming=True)
+                yield event.answer
+            else:  # the library always ends with a final event; this is a bug if reached
+                raise RuntimeError("the answer stream ended without a final answer")
     except RagError as exc:  # a bad question included: one clear line, never a traceback
         turn.error = str(exc)
     except Exception:  # a bug: log it, tell the user plainly

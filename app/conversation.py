@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from app import render
 from app.schema import AnswerModel, to_answer
 from rag.types import Answer
+from rag.types import Turn as Earlier
 
 MAX_STORED = 30  # finished turns kept in the browser; older ones are dropped from storage (not from the page)
 MAX_STORED_HISTORY = 10  # earlier questions kept with each stored turn (a follow-up chain rarely reaches back further)
@@ -40,6 +41,7 @@ class Turn:
     id: str = field(default_factory=lambda: secrets.token_hex(6))
     status: str = "queued"
     history: tuple[str, ...] = ()  # the earlier questions it was answered with (fixed when answering starts)
+    earlier: tuple[Earlier, ...] = ()  # the same turns with the answers they got: what the reader resolves against
     answer: Answer | None = None
     bubble: str = ""  # the assistant's side as rendered HTML; empty while queued
     error: str = ""  # the message shown instead of an answer
@@ -77,7 +79,10 @@ def next_turn(conv: Conversation, token: object) -> Turn | None:
         for position, turn in enumerate(conv.turns):
             if turn.status == "queued":
                 turn.status = "answering"
-                turn.history = tuple(t.question for t in conv.turns[:position] if t.status == "done")
+                done = [t for t in conv.turns[:position] if t.status == "done" and t.answer is not None]
+                turn.history = tuple(t.question for t in done)
+                turn.earlier = tuple(Earlier(t.question, t.answer.text, t.answer.abstained, t.answer.resolved_question)
+                                     for t in done if t.answer is not None)
                 return turn
         conv.owner = None
         return None

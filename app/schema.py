@@ -1,121 +1,83 @@
-"""The JSON API's declared shapes: pydantic models of `rag.types.Answer` and of the request bodies.
+"""The JSON API's declared shapes: the response model generated from `rag.types.Answer`, and the request body.
 
 They exist so `/api/docs` and `/api/openapi.json` show what POST /api/ask takes and returns. The library keeps
-its own frozen dataclasses (no pydantic in rag/); these models mirror them field for field, and
-tests/test_app_schema.py fails the day the two drift apart.
+its own frozen dataclasses (no pydantic in rag/: it would cost a cold `rag ask` ~0.1 s of imports);
+`model_of` reads their fields (names, types, defaults) when this module is imported, so a field added to
+`Answer`, or to a type inside it, is in the API's schema without a change here. Nested dataclasses (Quote,
+Conflict, Claim, Retrieved) are validated by pydantic as they are, into instances of themselves.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import dataclasses
+import typing
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from app.service import MAX_HISTORY
-from rag.types import Answer, Claim, Conflict, Quote, Retrieved
+from rag.types import Answer, Quote, Retrieved, Turn
 
 Mode = Literal["extractive", "llm"]  # rag.config.ANSWER_MODES; the schema test checks they agree
 
-_QUOTE = {
-    "n": 1, "article_id": "001_532b7867ba6e277e.txt", "title": "North Korean troops in Russia",
-    "start": 136, "end": 214, "text": "Approximately 10,000 soldiers from North Korea have been sent to Russia.",
-}
-EXAMPLE_ANSWER = {
-    "question": "How many North Korean troops were sent to Russia?",
-    "text": "Approximately 10,000 [1]",
-    "quotes": [_QUOTE],
-    "abstained": False,
-    "conflicts": [],
-    "related": [],
-    "answer_type": "number",
-    "resolved_question": "How many North Korean troops were sent to Russia?",
-    "mode": "extractive",
-    "retrieved": [{"rank": 1, "article_id": _QUOTE["article_id"], "title": _QUOTE["title"], "start": 0, "end": 560,
-                   "score": 0.0328}],
-    "timings": {"analyse_ms": 4.1, "retrieve_ms": 12.5, "answer_ms": 3.2, "total_ms": 19.8},
-    "notes": [],
-    "guard": {},
-}
+
+def model_of(kind: type, name: str, config: ConfigDict | None = None) -> type[BaseModel]:
+    """A pydantic model named `name` with the fields of the dataclass `kind`: the same names in the same order,
+    the same type hints and defaults, its docstring as the description."""
+    hints = typing.get_type_hints(kind)
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(kind):
+        if f.default is not dataclasses.MISSING:
+            default: Any = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = Field(default_factory=f.default_factory)
+        else:
+            default = ...
+        fields[f.name] = (hints[f.name], default)
+    return create_model(name, __config__=config, __doc__=kind.__doc__, __module__=__name__, **fields)
 
 
-class QuoteModel(BaseModel):
-    """A verbatim span of an article: the article's text[start:end] is `text`; `n` is its [n] marker."""
+_QUOTE = Quote(1, "001_532b7867ba6e277e.txt", "North Korean troops in Russia", 136, 214,
+               "Approximately 10,000 soldiers from North Korea have been sent to Russia.")
+EXAMPLE_ANSWER = Answer(
+    question="How many North Korean troops were sent to Russia?", text="Approximately 10,000 [1]", quotes=(_QUOTE,),
+    answer_type="number", resolved_question="How many North Korean troops were sent to Russia?",
+    retrieved=(Retrieved(1, _QUOTE.article_id, _QUOTE.title, 0, 560, 0.0328),),
+    timings={"analyse_ms": 4.1, "retrieve_ms": 12.5, "answer_ms": 3.2, "total_ms": 19.8},
+).to_dict()  # every field, the new ones with their defaults
 
-    n: int
-    article_id: str
-    title: str
-    start: int
-    end: int
-    text: str
-
-
-class ClaimModel(BaseModel):
-    """One of several disagreeing values, with the markers of the quotes that state it."""
-
-    value: str
-    quotes: list[int]
+AnswerModel = model_of(Answer, "AnswerModel", ConfigDict(json_schema_extra={"examples": [EXAMPLE_ANSWER]}))
 
 
-class ConflictModel(BaseModel):
-    """The articles give different values for what the question asks."""
+class HistoryTurn(BaseModel):
+    """An earlier turn with what it got: the chat and the widget send these, so a follow-up resolves against the
+    latest turn that was answered (`abstained` false). Without `answer`/`abstained` the server answers it first."""
 
-    about: str
-    claims: list[ClaimModel]
-
-
-class RetrievedModel(BaseModel):
-    """One retrieved passage (for scoring retrieval)."""
-
-    rank: int
-    article_id: str
-    title: str
-    start: int
-    end: int
-    score: float
-
-
-class AnswerModel(BaseModel):
-    """The answer: `text` with [n] markers into `quotes`; `abstained` when the articles don't say (then `related`
-    lists the closest passages); `mode` says who wrote `text` ("extractive" quotes, or "llm" checked by the guard)."""
-
-    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_ANSWER]})
+    model_config = ConfigDict(extra="forbid")
     question: str
-    text: str
-    quotes: list[QuoteModel] = []
-    abstained: bool = False
-    conflicts: list[ConflictModel] = []
-    related: list[QuoteModel] = []
-    answer_type: str = "description"
+    answer: str = ""
+    abstained: bool | None = None
     resolved_question: str = ""
-    mode: str = "extractive"
-    retrieved: list[RetrievedModel] = []
-    timings: dict[str, float] = {}
-    notes: list[str] = []
-    guard: dict[str, int] = {}
 
 
 class AskRequest(BaseModel):
-    """The body of POST /api/ask. `history` holds the earlier user questions of the chat, oldest first; `mode`
-    asks for one answer mode for this question (default: the server's `answer_mode`)."""
+    """The body of POST /api/ask. `history` holds the earlier turns of the chat, oldest first: their questions
+    (strings, as older clients send them) or {question, answer, abstained} objects; `mode` asks for one answer
+    mode for this question (default: the server's `answer_mode`)."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"question": "How many North Korean troops were sent to Russia?", "history": [], "mode": "extractive"}]})
     question: str
-    history: list[str] = Field(default_factory=list, max_length=MAX_HISTORY)
+    history: list[str | HistoryTurn] = Field(default_factory=list, max_length=MAX_HISTORY)
+
+    def turns(self) -> list[Turn | str]:
+        """The history as the library takes it (converted here, at the edge)."""
+        return [h if isinstance(h, str) else Turn(h.question, h.answer, h.abstained, h.resolved_question)
+                for h in self.history]
     mode: Mode | None = None
 
 
-def to_answer(model: AnswerModel) -> Answer:
-    """The library's `Answer` back from its JSON form (an answer kept in the browser, read again on reload)."""
-    def quote(q: QuoteModel) -> Quote:
-        return Quote(q.n, q.article_id, q.title, q.start, q.end, q.text)
-
-    return Answer(
-        question=model.question, text=model.text, quotes=tuple(quote(q) for q in model.quotes),
-        abstained=model.abstained,
-        conflicts=tuple(Conflict(c.about, tuple(Claim(k.value, tuple(k.quotes)) for k in c.claims)) for c in model.conflicts),
-        related=tuple(quote(q) for q in model.related), answer_type=model.answer_type,
-        resolved_question=model.resolved_question, mode=model.mode,
-        retrieved=tuple(Retrieved(r.rank, r.article_id, r.title, r.start, r.end, r.score) for r in model.retrieved),
-        timings=dict(model.timings), notes=tuple(model.notes), guard=dict(model.guard),
-    )
+def to_answer(model: BaseModel) -> Answer:
+    """The library's `Answer` back from its JSON form (an answer kept in the browser, read again on reload):
+    `model` is an AnswerModel, whose nested values pydantic has already made Quotes, Conflicts, tuples."""
+    return Answer(**{f.name: getattr(model, f.name) for f in dataclasses.fields(Answer)})

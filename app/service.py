@@ -20,7 +20,7 @@ from typing import Any
 
 from rag.config import PROJECT_ROOT, Settings
 from rag.pipeline import Assistant
-from rag.types import Answer, Article, ArticleHeader, StreamEvent
+from rag.types import Answer, Article, ArticleHeader, StreamEvent, Turn
 
 MAX_HISTORY = 50  # earlier turns kept for follow-ups; the library only looks at the latest few anyway
 
@@ -40,10 +40,10 @@ class Service:
         self.assistant = assistant
         self.settings = settings
 
-    def ask(self, question: str, history: Sequence[str] = (), mode: str | None = None) -> Answer:
+    def ask(self, question: str, history: Sequence[Turn | str] = (), mode: str | None = None) -> Answer:
         return self.assistant.ask(question, tuple(history)[-MAX_HISTORY:], mode)
 
-    def ask_stream(self, question: str, history: Sequence[str] = (), mode: str | None = None) -> Iterator[StreamEvent]:
+    def ask_stream(self, question: str, history: Sequence[Turn | str] = (), mode: str | None = None) -> Iterator[StreamEvent]:
         """`Assistant.ask_stream` in a worker thread: drafts of a language model's answer, then the final answer.
         An error (a bad question included) is raised here, in the caller's thread."""
         steps: queue.Queue[StreamEvent | BaseException | None] = queue.Queue()

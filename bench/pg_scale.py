@@ -48,9 +48,9 @@ def main() -> int:
     from rag.embed import Embedder
     from rag.index.build import build_index
     from rag.index.local import Index, index_size
-    from rag.index.postgres import PostgresIndex
-    from rag.index.postgres_build import build_postgres
-    from rag.index.postgres_server import start, stop
+    from rag.index.postgres.build import build_postgres
+    from rag.index.postgres.search import PostgresIndex
+    from rag.index.postgres.server import start, stop
     from rag.retrieve.hybrid import HybridRetriever
 
     work = Path(tempfile.mkdtemp(prefix="rag-pgscale-"))

@@ -25,12 +25,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rag.config import load_settings  # noqa: E402
-from rag.index.postgres_server import start, stop  # noqa: E402
+from rag.index.postgres.server import start, stop  # noqa: E402
 from tests.app_support import rag_server  # noqa: E402
 
 _BUILD = """
 import sys
-import rag.index.postgres_build as pb
+import rag.index.postgres.build as pb
 from rag.config import load_settings
 pb.BATCH_SENTENCES = 8
 settings = load_settings(config_file=None, environ={}, articles_dir=sys.argv[1], index_backend="postgres",
@@ -54,7 +54,7 @@ def main() -> int:
         url = server.url()
         settings = load_settings(config_file=None, environ={}, articles_dir=work / "articles", index_backend="postgres",
                                  database_url=url)
-        from rag.index.postgres_build import build_postgres
+        from rag.index.postgres.build import build_postgres
 
         print(f"built: {build_postgres(settings).articles} articles", flush=True)
         env = {"RAG_INDEX_BACKEND": "postgres", "RAG_DATABASE_URL": url, "RAG_AUTO_BUILD": "0"}

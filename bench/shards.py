@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag.config import PROJECT_ROOT, Settings, load_settings
-from rag.index.postgres_schema import connect, ensure_extension, write_meta
-from rag.index.postgres_server import LocalServer, start, stop
+from rag.index.postgres.schema import connect, ensure_extension, write_meta
+from rag.index.postgres.server import LocalServer, start, stop
 
 DEV = PROJECT_ROOT.parent / "shared" / "eval" / "seed_questions_dev.jsonl"
 

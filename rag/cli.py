@@ -15,7 +15,7 @@ import click
 
 from rag.config import Settings, load_settings
 from rag.errors import QuestionError, RagError, SettingsError
-from rag.types import Answer
+from rag.types import Answer, Turn
 
 
 def _fail(message: str, code: int) -> None:
@@ -173,25 +173,12 @@ def index_build(ctx: click.Context, articles_dir: Path | None, index_dir: Path |
 @click.pass_context
 def index_info(ctx: click.Context, index_dir: Path | None, as_json: bool) -> None:
     """Articles, chunks, model, size and build time of the index."""
-    from rag.index.local import index_size, missing_index, read_manifest
+    from rag.index.factory import describe_search_index
 
-    settings = settings_for(ctx, index_dir=index_dir)
-    if settings.index_backend == "postgres":
-        from rag.index.postgres import PostgresIndex
-        from rag.index.postgres_schema import safe_url
-
-        pg = PostgresIndex(settings)
-        try:
-            manifest, size, where = pg.manifest, pg.size_bytes(), safe_url(settings.database_url)
-        finally:
-            pg.close()
-    else:
-        manifest = read_manifest(settings.index_dir)
-        if manifest is None:
-            raise missing_index(settings.index_dir)
-        size, where = index_size(settings.index_dir), str(settings.index_dir)
+    described = describe_search_index(settings_for(ctx, index_dir=index_dir))
+    manifest, size = described["manifest"], described["size_bytes"]
     info = {
-        "path": where,
+        "path": described["path"],
         "articles_dir": manifest.get("articles_dir"),
         **manifest.get("counts", {}),
         "model": manifest.get("model"),
@@ -274,7 +261,7 @@ def chat(ctx: click.Context, mode: str | None, articles_dir: Path | None, index_
     settings = settings_for(ctx, articles_dir=articles_dir, index_dir=index_dir, answer_mode=mode)
     assistant = open_assistant(settings)
     click.echo(f"Ask about the {assistant.index.num_articles} articles in {settings.articles_dir}. /reset starts over, /quit leaves.")
-    history: list[str] = []
+    history: list[Turn] = []  # the earlier turns with their answers: a follow-up resolves against the answered one
     while True:
         try:
             question = input("\nyou> ")
@@ -295,7 +282,7 @@ def chat(ctx: click.Context, mode: str | None, articles_dir: Path | None, index_
             click.echo(f"error: {exc}", err=True)
             continue
         click.echo(render_text(answer))
-        history.append(question)
+        history.append(Turn(question, answer.text, answer.abstained, answer.resolved_question))
 
 
 # ---------------------------------------------------------------- rag eval
@@ -345,7 +332,8 @@ def _reader_config(pairs: tuple[str, ...]):  # -> ReaderConfig
               help="Override one rule-reader threshold (rag.answer.config.ReaderConfig) for this run; repeatable. "
                    "E.g. --reader-set followup_gate=rules --reader-set min_support=0.9.")
 @click.option("--as-chat", "as_chat", is_flag=True,
-              help="Also ask the set as one chat (each question after all earlier ones) and report both side by side.")
+              help="Also ask the set as a chat (each question after the earlier ones of its 'conversation', all of the "
+                   "set when no line names one) and report both side by side.")
 @articles_option
 @index_option
 @_threshold_options

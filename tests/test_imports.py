@@ -1,9 +1,11 @@
-"""The module graph: no import circles anywhere in rag/, app/ and bench/; rag/ never imports app/; the query
-path never loads the build path.
+"""The module graph: no import circles anywhere in rag/, app/ and bench/, between packages or inside one;
+rag/ never imports app/; the query path never loads the build path.
 
-The graph is read from the source (ast), counting every import, also the ones inside functions (a deferred
-import still ties two modules together); only `if TYPE_CHECKING:` blocks are left out. The query-path check
-imports the modules in a fresh interpreter and looks at what got loaded.
+The graph is read from the source (ast), counting every import: also the ones inside functions (a deferred
+import still ties two modules together), the ones under `if TYPE_CHECKING:` (a circle kept only for type
+hints is still two modules that each need the other), and a module's import of its own package (`from
+rag.embed import X` inside rag/embed/onnx.py, while rag/embed/__init__.py imports onnx, is a circle too).
+The query-path check imports the modules in a fresh interpreter and looks at what got loaded.
 """
 
 from __future__ import annotations
@@ -31,12 +33,6 @@ def _modules() -> dict[str, Path]:
     return out
 
 
-def _is_type_checking(node: ast.If) -> bool:
-    test = node.test
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
-
-
 def _imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
     """The modules of `known` that module `name` imports."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
@@ -44,10 +40,6 @@ def _imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
     found: set[str] = set()
 
     def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and _is_type_checking(node):
-            for child in node.orelse:
-                visit(child)
-            return
         if isinstance(node, ast.Import):
             for alias in node.names:
                 found.add(alias.name)
@@ -67,7 +59,7 @@ def _imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
     for target in found:
         while target and target not in known:  # `rag.index.local.Index` -> the module rag.index.local
             target = target.rpartition(".")[0]
-        if target and target != name and not name.startswith(target + "."):  # a package's own __init__ is not a circle
+        if target and target != name:
             out.add(target)
     return out
 
@@ -118,12 +110,18 @@ def test_the_checker_sees_a_circle() -> None:
     assert _cycles({"a": {"b"}, "b": set()}) == []
 
 
-def test_the_checker_reads_imports_inside_functions(tmp_path: Path) -> None:
+def test_the_checker_reads_every_import(tmp_path: Path) -> None:
+    """Inside functions, under TYPE_CHECKING, and of the module's own package: each ties two modules."""
     module = tmp_path / "m.py"
     module.write_text("import os\ndef f():\n    from rag.index import build\n"
                       "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import rag.pipeline\n", encoding="utf-8")
     known = {"rag.index": Path(), "rag.index.build": Path(), "rag.pipeline": Path(), "x.m": module}
-    assert _imports("x.m", module, known) == {"rag.index", "rag.index.build"}
+    assert _imports("x.m", module, known) == {"rag.index", "rag.index.build", "rag.pipeline"}
+    package, inner = tmp_path / "__init__.py", tmp_path / "inner.py"
+    package.write_text("from x.inner import Thing\n", encoding="utf-8")
+    inner.write_text("def f():\n    from x import Other\n", encoding="utf-8")
+    known = {"x": package, "x.inner": inner}
+    assert _cycles({name: _imports(name, path, known) for name, path in known.items()}) == [["x", "x.inner"]]
 
 
 def test_no_import_circles() -> None:

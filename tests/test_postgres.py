@@ -23,8 +23,8 @@ import pytest
 from rag.errors import IndexMismatchError, RagError
 from rag.index.catalog import REBUILD_HINT
 from rag.index.factory import build_search_index, open_search_index
-from rag.index.postgres import PostgresIndex
-from rag.index.postgres_schema import DatabaseError, connect
+from rag.index.postgres.schema import DatabaseError, connect
+from rag.index.postgres.search import PostgresIndex
 from rag.pipeline import Assistant
 from rag.protocols import SearchIndex
 from rag.text import terms
@@ -152,7 +152,7 @@ def test_incremental_change_delete_add(tmp_path, pg_server, cached):  # noqa: F8
 
 _KILLABLE = """
 import sys, time
-import rag.index.postgres_build as pb
+import rag.index.postgres.build as pb
 from rag.config import load_settings
 pb.BATCH_SENTENCES = 20
 settings = load_settings(config_file=None, environ={}, articles_dir=sys.argv[1], index_dir=sys.argv[2],
@@ -192,7 +192,7 @@ def test_a_build_killed_with_sigkill_resumes_and_loses_nothing(tmp_path, pg_serv
 
 
 def test_readers_never_see_a_half_written_article(tmp_path, pg_server, cached, monkeypatch):  # noqa: F811
-    import rag.index.postgres_build as pb
+    import rag.index.postgres.build as pb
 
     monkeypatch.setattr(pb, "BATCH_SENTENCES", 10)
     settings = _copy(tmp_path, pg_server)
@@ -248,7 +248,7 @@ def test_mismatch_and_newer_schema_give_the_rebuild_hint(pg_bundled):
 
 
 def test_unreachable_database_wrong_password_and_no_pgvector_are_one_line(pg_server, tmp_path):  # noqa: F811
-    from rag.index.postgres_server import free_port
+    from rag.index.postgres.server import free_port
 
     settings = make_settings(BUNDLED, tmp_path, index_backend="postgres",
                              database_url=f"postgresql://postgres:x@127.0.0.1:{free_port()}/rag")
@@ -272,7 +272,7 @@ def test_unreachable_database_wrong_password_and_no_pgvector_are_one_line(pg_ser
 
 
 def test_cli_reports_a_down_database_in_one_line(tmp_path):
-    from rag.index.postgres_server import free_port
+    from rag.index.postgres.server import free_port
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "RAG_INDEX_BACKEND": "postgres",
            "RAG_DATABASE_URL": f"postgresql://postgres:secret@127.0.0.1:{free_port()}/rag"}

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from rag.answer.config import ReaderConfig
 from rag.answer.kinds import DATE, DESCRIPTION, DURATION, NUMBER, ORG, PERSON
+from rag.answer.parse import is_heading
 from rag.answer.question import ROLE_NOUNS
 from rag.answer.spans import Span, candidates, counted_noun, number_value
 from rag.text import bm25_idf, terms, words
@@ -162,6 +163,8 @@ class RuleReader:
             title_terms = set(terms(passage.title))
             sentence_terms = [set(terms(chunk.text[s - chunk.start : e - chunk.start])) for s, e in spans]
             for i, (start, end) in enumerate(spans):
+                if is_heading(chunk.text, start - chunk.start, end - chunk.start):
+                    continue  # -- hook: a heading stays context (its terms above), never a quoted answer --
                 key = (chunk.article_id, start, end)
                 dense = passage.sentence_scores[i] if i < len(passage.sentence_scores) else 0.0
                 context = title_terms.union(*sentence_terms[max(0, i - 1) : i], *sentence_terms[i + 1 : i + 2])

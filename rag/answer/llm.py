@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from rag.answer.guard import Guarded, guard, settled_end
-from rag.answer.local_model import llama_cpp_available, load_llama_cpp, load_transformers, packaged_gguf
+from rag.answer.local_model import llama_cpp_available, load_transformers, packaged_gguf
 from rag.config import PROJECT_ROOT, Settings
 from rag.errors import LlmError, PromptError
 from rag.text import words
@@ -135,8 +135,10 @@ def build_model(settings: Settings) -> ChatModel:
             )
         else:
             runtime = "transformers"
-    if runtime == "llama-cpp":
-        return load_llama_cpp(path)
+    if runtime == "llama-cpp":  # in its own process, niced and short of one core: it never starves the rest
+        from rag.answer.model_process import shared_model_process
+
+        return shared_model_process(path)
     return LlamaIndexChat(load_transformers(path, settings.llm_max_tokens, settings.llm_timeout))
 
 

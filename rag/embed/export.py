@@ -22,37 +22,18 @@ import sys
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 from rag.config import DEFAULT_MODEL
 from rag.embed.heavy import import_sentence_transformer
 from rag.embed.sentence import resolve_model
+from rag.embed.session import OnnxExport, run_session
 from rag.errors import EmbeddingModelError
 
 OPSET = 17
 EXPORT_VERSION = 1
 _PROBES = ("Who is the leader of North Korea?", "How many residents were evacuated after the storm?",
            "The sea wall was first built in 1872 and repaired twice since.")
-
-
-@dataclass(frozen=True, slots=True)
-class OnnxExport:
-    """An exported model: the graph (token ids in, unit sentence vectors out), its tokenizer and limits."""
-
-    folder: Path
-    model: str
-    max_length: int
-    dimension: int
-    max_abs_diff: float  # the largest difference from torch's vectors on the probe sentences
-
-    @property
-    def onnx(self) -> Path:
-        return self.folder / "model.onnx"
-
-    @property
-    def tokenizer(self) -> Path:
-        return self.folder / "tokenizer.json"
 
 
 def cache_dir() -> Path:
@@ -170,8 +151,6 @@ def _check(exported: OnnxExport, st) -> float:  # noqa: ANN001  (SentenceTransfo
     """The largest difference between the export's vectors and torch's on the probe sentences; raises when
     they disagree (a wrong export must never be kept)."""
     import numpy as np
-
-    from rag.embed.session import run_session
 
     want = st.encode(list(_PROBES), normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
     got = np.stack([run_session(exported, text) for text in _PROBES])

@@ -13,35 +13,32 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from rag.embed.export import OnnxExport, ensure_export, load_export
-from rag.embed.session import OnnxSession
+from rag.embed.export import ensure_export, load_export
+from rag.embed.session import OnnxExport, OnnxSession
+from rag.embed.wrapper import EncoderWrapper
 from rag.protocols import Encoder
 
 
-class OnnxQueryEncoder:
-    """Questions through ONNX Runtime (one thread per call, calls run in parallel); documents through `documents`."""
+class OnnxQueryEncoder(EncoderWrapper):
+    """Questions through ONNX Runtime (one thread per call, calls run in parallel); documents (and the model's
+    name) are the torch encoder `documents`'s, passed through: the index keeps one model's document vectors."""
 
     CACHE = 4096  # question vectors kept: the chat's example questions and re-asked questions cost nothing
 
     def __init__(self, documents: Encoder) -> None:
-        self.documents = documents
+        super().__init__(documents)
         self._cached = functools.lru_cache(maxsize=self.CACHE)(self._encode)  # lru_cache is thread-safe
         self._session: OnnxSession | None = None
         self._export: OnnxExport | None = None
         self._lock = threading.Lock()
 
     @property
-    def name(self) -> str:
-        return self.documents.name
-
-    @property
     def dimension(self) -> int:
-        exported = self._export or load_export(self.documents.name)
-        return exported.dimension if exported else self.documents.dimension
+        exported = self._export or load_export(self.inner.name)
+        return exported.dimension if exported else self.inner.dimension
 
     @property
     def export(self) -> OnnxExport:
@@ -52,7 +49,7 @@ class OnnxQueryEncoder:
     def _load(self) -> OnnxSession:
         with self._lock:
             if self._session is None:
-                self._export = ensure_export(self.documents.name)
+                self._export = ensure_export(self.inner.name)
                 self._session = OnnxSession(self._export)
             return self._session
 
@@ -69,7 +66,3 @@ class OnnxQueryEncoder:
         vector = (self._session or self._load()).encode(text)
         vector.flags.writeable = False
         return vector
-
-    def encode_documents(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
-        """The documents encoder's vectors (the torch model): the index keeps one model's document vectors."""
-        return self.documents.encode_documents(texts, progress)

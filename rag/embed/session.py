@@ -1,19 +1,37 @@
-"""One loaded ONNX export of a sentence-transformers model: its tokenizer and its ONNX Runtime session.
+"""An ONNX export of a sentence-transformers model (`OnnxExport`: where its files are) and one loaded session of
+it (`OnnxSession`: its tokenizer and its ONNX Runtime session).
 
-Apart from rag.embed.onnx (the question encoder) so that the export's own check (rag.embed.export) can run
-a session without importing the encoder that imports the export: no import circle.
+Both rag.embed.export (which makes an export and checks it by running a session) and rag.embed.onnx (the
+question encoder) import this module, and it imports neither: no import circle.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from rag.errors import EmbeddingModelError
 
-if TYPE_CHECKING:
-    from rag.embed.export import OnnxExport
+
+@dataclass(frozen=True, slots=True)
+class OnnxExport:
+    """An exported model: the graph (token ids in, unit sentence vectors out), its tokenizer and limits."""
+
+    folder: Path
+    model: str
+    max_length: int
+    dimension: int
+    max_abs_diff: float  # the largest difference from torch's vectors on the probe sentences
+
+    @property
+    def onnx(self) -> Path:
+        return self.folder / "model.onnx"
+
+    @property
+    def tokenizer(self) -> Path:
+        return self.folder / "tokenizer.json"
 
 
 class OnnxSession:

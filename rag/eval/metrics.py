@@ -238,6 +238,7 @@ def aggregate(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "citation_precision": mean(r["citation_precision"] for r in ok),
         "citation_recall": mean(r["citation_recall"] for r in ok),
         "quotes": quotes,
+        "heading_quotes": sum(bool(r.get("heading_quoted")) for r in ok),
         "quote_validity": valid / quotes if quotes else None,
         "markers": markers,
         "marker_validity": (markers - sum(len(r["bad_markers"]) for r in ok)) / markers if markers else None,

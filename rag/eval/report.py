@@ -31,6 +31,17 @@ COLUMNS: tuple[tuple[str, str, bool], ...] = (
 )
 
 
+# the per-wording table (sets whose lines name their `wording`, rag.eval.groups)
+WORDING_COLUMNS: tuple[tuple[str, str, bool], ...] = (
+    ("questions", "n", False),
+    ("accuracy", "acc", True),
+    ("accuracy_answerable", "acc-answerable", True),
+    ("abstention_recall", "abst-R", True),
+    ("false_abstention_rate", "false-abst", True),
+)
+WORDING_ORDER = ("original", "synonym", "casual", "reorder")
+
+
 def fmt(value: Any, percent: bool = False) -> str:
     if value is None:
         return "–"
@@ -59,6 +70,51 @@ def _rows(report: Mapping[str, Any]) -> list[list[str]]:
             cells.append(cell)
         rows.append([name, *cells])
     return rows
+
+
+def _wordings(names: Any) -> list[str]:
+    return sorted(names, key=lambda w: (WORDING_ORDER.index(w) if w in WORDING_ORDER else len(WORDING_ORDER), w))
+
+
+def _chat_aggregate(report: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    return (report.get("as_chat") or {}).get("aggregate")
+
+
+def _wording_rows(report: Mapping[str, Any]) -> list[list[str]]:
+    """One row per wording (empty when the set names none); with an --as-chat run each cell reads "alone / as chat"."""
+    by_wording = report["aggregate"].get("by_wording") or {}
+    chat = _chat_aggregate(report)
+    chat_by = None if chat is None else chat.get("by_wording") or {}
+    rows = []
+    for name in _wordings(by_wording):
+        cells = [name]
+        for key, _, pct in WORDING_COLUMNS:
+            cell = fmt(by_wording[name].get(key), pct)
+            if chat_by is not None and key != "questions":
+                cell += " / " + fmt((chat_by.get(name) or {}).get(key), pct)
+            cells.append(cell)
+        rows.append(cells)
+    return rows
+
+
+def _wording_header(report: Mapping[str, Any]) -> list[str]:
+    return ["wording" + (" (alone / as chat)" if report.get("as_chat") else ""), *(h for _, h, _ in WORDING_COLUMNS)]
+
+
+def consistency_line(report: Mapping[str, Any]) -> str:
+    """How alike the wordings of one question were answered; empty when no group has two wordings."""
+    figures = report["aggregate"].get("consistency")
+    if not figures:
+        return ""
+    chat = (_chat_aggregate(report) or {}).get("consistency") if report.get("as_chat") else None
+
+    def cell(key: str) -> str:
+        return fmt(figures.get(key), True) + ("" if chat is None else " / " + fmt(chat.get(key), True))
+
+    mixed = figures.get("mixed") or []
+    return (f"Consistency over {figures['groups']} groups of wordings{' (alone / as chat)' if chat else ''}: "
+            f"every wording correct {cell('all_correct')}; all wordings alike (all right or all wrong) "
+            f"{cell('same_correctness')}; groups answered unevenly: {', '.join(mixed) if mixed else 'none'}")
 
 
 def _header(report: Mapping[str, Any]) -> list[str]:
@@ -97,6 +153,10 @@ def render_table(report: Mapping[str, Any]) -> str:
     """The end-of-run summary: one row overall and one per question type, then what needs attention."""
     overall = report["aggregate"]["overall"]
     parts = [_grid(_header(report), _rows(report))]
+    if wording_rows := _wording_rows(report):
+        parts += ["", _grid(_wording_header(report), wording_rows)]
+    if line := consistency_line(report):
+        parts.append(line)
     if line := _multihop_line(overall):
         parts.append(line)
     wrong = wrong_ids(report)
@@ -138,6 +198,12 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         *("| " + " | ".join(row) + " |" for row in _rows(report)),
         "",
     ]
+    if wording_rows := _wording_rows(report):
+        wording_header = _wording_header(report)
+        lines += ["| " + " | ".join(wording_header) + " |", "|" + "---|" * len(wording_header),
+                  *("| " + " | ".join(row) + " |" for row in wording_rows), ""]
+    if line := consistency_line(report):
+        lines += [line, ""]
     if line := _multihop_line(report["aggregate"]["overall"]):
         lines += [line, ""]
     runs = [("", report["questions"])]
@@ -208,11 +274,25 @@ def _compare_runs(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
             changed.append({"id": qid, "changes": diffs, "answer_before": text_a, "answer_after": text_b})
     return {
         "aggregate": deltas,
+        **_compare_wordings(a["aggregate"], b["aggregate"]),
         "questions": changed,
         "fixed": [c["id"] for c in changed if c["changes"].get("correct", {}).get("after") is True],
         "broken": [c["id"] for c in changed if c["changes"].get("correct", {}).get("after") is False],
         "only_before": sorted(set(qa) - set(qb)),
         "only_after": sorted(set(qb) - set(qa)),
+    }
+
+
+def _compare_wordings(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    """Accuracy per wording and the consistency figures, before and after (nothing when neither run has wordings)."""
+    wa, wb = a.get("by_wording") or {}, b.get("by_wording") or {}
+    if not wa and not wb:
+        return {}
+    ca, cb = a.get("consistency") or {}, b.get("consistency") or {}
+    return {
+        "by_wording": {w: {"before": (wa.get(w) or {}).get("accuracy"), "after": (wb.get(w) or {}).get("accuracy")}
+                       for w in _wordings(set(wa) | set(wb))},
+        "consistency": {k: {"before": ca.get(k), "after": cb.get(k)} for k in ("groups", "all_correct", "same_correctness")},
     }
 
 
@@ -233,6 +313,10 @@ def _render_run(diff: Mapping[str, Any]) -> list[str]:
         lines.append(f"{key}: {fmt(change['before'], pct[key])} -> {fmt(change['after'], pct[key])}")
     if not diff["aggregate"]:
         lines.append("aggregate figures: unchanged")
+    for wording, change in (diff.get("by_wording") or {}).items():
+        lines.append(f"accuracy, {wording} wording: {fmt(change['before'], True)} -> {fmt(change['after'], True)}")
+    for key, change in (diff.get("consistency") or {}).items():
+        lines.append(f"consistency {key}: {fmt(change['before'], key != 'groups')} -> {fmt(change['after'], key != 'groups')}")
     lines.append(f"fixed ({len(diff['fixed'])}): {', '.join(diff['fixed']) or 'none'}")
     lines.append(f"broken ({len(diff['broken'])}): {', '.join(diff['broken']) or 'none'}")
     if diff["only_before"] or diff["only_after"]:

@@ -19,9 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rag.answer.parse import is_heading
 from rag.errors import EvalError, QuestionError
 from rag.eval import metrics
-from rag.text import quote_is_verbatim
+from rag.eval.groups import aggregate_dict, as_chat, by_field, wording_aggregates
+from rag.text import quote_is_verbatim, terms
 from rag.types import Answer
 
 REPORT_FORMAT = "rag-eval-report/1"
@@ -51,6 +53,10 @@ class EvalQuestion:
     sources: tuple[str, ...] = ()
     type: str = "fact"
     evidence: tuple[Evidence, ...] = ()
+    # optional grouping (rag.eval.groups): how this line is worded, which lines word the same question, which chat
+    wording: str = ""
+    group: str = ""
+    conversation: str = ""
 
     @property
     def answerable(self) -> bool:
@@ -79,6 +85,7 @@ class QuestionResult:
             "question": q.question,
             "history": list(q.history),
             "type": q.type,
+            **{k: getattr(q, k) for k in ("wording", "group", "conversation") if getattr(q, k)},
             "gold": {"answers": list(q.answers), "answers_all": q.answers_all, "sources": list(q.sources),
                      **({"evidence": [dataclasses.asdict(e) for e in q.evidence]} if q.evidence else {})},
             "answer": self.answer.to_dict() if self.answer else None,
@@ -93,10 +100,12 @@ class ChatRun:
     results: tuple[QuestionResult, ...]
     overall: dict[str, Any]
     by_type: dict[str, dict[str, Any]]
+    by_wording: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    consistency: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"questions": [r.to_dict() for r in self.results],
-                "aggregate": {"overall": self.overall, "by_type": self.by_type}}
+                "aggregate": aggregate_dict(self.overall, self.by_type, self.by_wording, self.consistency)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,8 +121,11 @@ class Report:
     question_format: str = JSONL
     notes: tuple[str, ...] = ()
     created_at: str = ""
-    # --as-chat: the same questions asked as one conversation (each with every earlier question as history)
+    # --as-chat: the same questions asked as chats (each with the earlier questions of its conversation as history)
     chat: ChatRun | None = None
+    # when the set names wordings (rag.eval.groups): aggregates per wording, and whether a group's wordings agree
+    by_wording: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    consistency: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         chat = {"as_chat": self.chat.to_dict()} if self.chat is not None else {}
@@ -126,7 +138,7 @@ class Report:
             "index_manifest": self.manifest,
             "notes": list(self.notes),
             "questions": [r.to_dict() for r in self.results],
-            "aggregate": {"overall": self.overall, "by_type": self.by_type},
+            "aggregate": aggregate_dict(self.overall, self.by_type, self.by_wording, self.consistency),
             **chat,
         }
 
@@ -165,8 +177,13 @@ def _our_question(record: Any, where: str) -> EvalQuestion:
     qtype = record.get("type") or ("fact" if answers else "unanswerable")
     if not isinstance(qtype, str):
         raise EvalError(f"{where}: 'type' must be a string")
+    grouping = {key: record.get(key) or "" for key in ("wording", "group", "conversation")}
+    for key, value in grouping.items():
+        if not isinstance(value, str | int) or isinstance(value, bool):
+            raise EvalError(f"{where}: '{key}' must be a string")
     return EvalQuestion(str(qid), text, _str_list(record.get("history"), "history", where), answers, answers_all,
-                        _str_list(record.get("sources"), "sources", where), qtype)
+                        _str_list(record.get("sources"), "sources", where), qtype,
+                        **{key: str(value) for key, value in grouping.items()})
 
 
 def _multihop_question(record: Any, number: int, where: str) -> EvalQuestion:
@@ -272,6 +289,9 @@ def score(question: EvalQuestion, answer: Answer | None, latency_ms: float, arti
         markers=len(metrics.markers(answer.text)),
         bad_markers=metrics.bad_markers(answer.text, (q.n for q in answer.quotes)),
         multihop=None,
+        # a section heading quoted as the answer (its first quote): never right, counted on its own
+        heading_quoted=bool(answer.quotes) and not answer.abstained and is_heading(
+            article_text(answer.quotes[0].article_id) or "", answer.quotes[0].start, answer.quotes[0].end),
     )
     if question.evidence and question.type != MULTIHOP_NULL:
         texts = [(article_text(r.article_id) or "")[r.start : r.end] for r in answer.retrieved]
@@ -290,16 +310,26 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def as_chat(questions: Sequence[EvalQuestion]) -> list[EvalQuestion]:
-    """The questions as one conversation: each asked after every earlier question of the set (then its own
-    history, when it has one: the turns it was written to follow)."""
-    return [dataclasses.replace(q, history=(*(p.question for p in questions[:i]), *q.history))
-            for i, q in enumerate(questions)]
+def offtopic_antecedents(results: Sequence[QuestionResult]) -> int:
+    """Turns read against an off-topic turn (type "offtopic") of their history: the resolved question carries
+    a word of the off-topic question that the turn itself does not have and no other earlier turn has."""
+    by_question = {r.question.question: r.question for r in results}
+    count = 0
+    for r in results:
+        if r.answer is None or not r.question.history:
+            continue
+        offtopic = [h for h in r.question.history if by_question.get(h) is not None and by_question[h].type == "offtopic"]
+        if not offtopic:
+            continue
+        others = set(terms(r.question.question)).union(
+            *(terms(h) for h in r.question.history if h not in offtopic))
+        added = set(terms(r.answer.resolved_question)) - others
+        count += any(added & set(terms(h)) for h in offtopic)
+    return count
 
 
 def _by_type(results: Sequence[QuestionResult]) -> dict[str, dict[str, Any]]:
-    return {t: metrics.aggregate([r.metrics for r in results if r.question.type == t])
-            for t in sorted({r.question.type for r in results})}
+    return by_field(results, "type")
 
 
 def _reader_settings(assistant: Any) -> dict[str, Any]:
@@ -375,8 +405,11 @@ def evaluate(assistant: Any, questions: QuestionSet | Sequence[EvalQuestion],
     chat_run = None
     if chat:
         chat_results = run(as_chat(prepared), len(prepared))
-        chat_run = ChatRun(tuple(chat_results), metrics.aggregate([r.metrics for r in chat_results]), _by_type(chat_results))
-        all_notes.append("--as-chat: each question also asked after every earlier question of the set (its history)")
+        overall = {**metrics.aggregate([r.metrics for r in chat_results]),
+                   "offtopic_antecedents": offtopic_antecedents(chat_results)}
+        chat_run = ChatRun(tuple(chat_results), overall, _by_type(chat_results), *wording_aggregates(chat_results))
+        all_notes.append("--as-chat: each question also asked after every earlier question of its conversation "
+                         "(the whole set when no question names one) as its history")
     return Report(
         results=tuple(results),
         overall=metrics.aggregate([r.metrics for r in results]),
@@ -388,6 +421,7 @@ def evaluate(assistant: Any, questions: QuestionSet | Sequence[EvalQuestion],
         notes=tuple(all_notes),
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         chat=chat_run,
+        **dict(zip(("by_wording", "consistency"), wording_aggregates(results), strict=True)),
     )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from rag.embed import Embedder
+from rag.embed.wrapper import EncoderWrapper
 from rag.errors import RagError
 
 ROWS_PER_TASK = 256  # texts per map_batches call: big enough to batch well, small enough to spread
@@ -41,14 +42,14 @@ class _Worker:
         return {"i": batch["i"], "vector": list(vectors), "node": [node] * len(vectors)}
 
 
-class RayEncoder:
+class RayEncoder(EncoderWrapper):
     """An `Encoder` for builds: documents on the Ray cluster at `address` ("auto" or host:port), queries here."""
 
     def __init__(self, address: str, model: str, batch_size: int = 64, workers: int | None = None) -> None:
         if not address or not address.strip():
             raise RayError("--ray needs an address: auto, or the head node's host:port")
+        super().__init__(Embedder(model, batch_size))  # queries, and the model's name and dimension
         self.address = address.strip()
-        self.local = Embedder(model, batch_size)
         self.batch_size = batch_size
         self.workers = workers
         self._started = False
@@ -90,17 +91,6 @@ class RayEncoder:
         except OSError as exc:
             raise RayError(f"cannot connect to the Ray cluster at {self.address}: {exc.strerror or exc}") from None
 
-    @property
-    def name(self) -> str:
-        return self.local.name
-
-    @property
-    def dimension(self) -> int:
-        return self.local.dimension
-
-    def encode_query(self, text: str) -> np.ndarray:
-        return self.local.encode_query(text)
-
     def cluster_workers(self) -> int:
         """How many workers embed: the setting, or one per CPU of the cluster."""
         ray = self._connect()
@@ -122,7 +112,7 @@ class RayEncoder:
         ds = ray.data.from_items([{"i": i, "text": t} for i, t in enumerate(texts)],
                                  override_num_blocks=-(-len(texts) // rows))
         pool = ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=1)
-        embedded = ds.map_batches(_Worker, fn_constructor_kwargs={"model": self.local.name, "batch_size": self.batch_size},
+        embedded = ds.map_batches(_Worker, fn_constructor_kwargs={"model": self.name, "batch_size": self.batch_size},
                                   batch_size=rows, compute=pool, num_cpus=1, batch_format="numpy")
         out = np.zeros((len(texts), dim), dtype=np.float32)
         try:

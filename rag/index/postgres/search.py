@@ -1,5 +1,5 @@
 """The PostgreSQL + pgvector index backend (read side): a `SearchIndex` over one database shared by any number
-of app replicas. Building it is rag.index.postgres_build; the schema is rag.index.postgres_schema.
+of app replicas. Building it is rag.index.postgres.build; the schema is rag.index.postgres.schema.
 
 Dense search is pgvector's HNSW index (inner product on unit vectors) over sentences, reported per chunk the
 way the local index does (a chunk scores by its best sentence). Lexical search is BM25 computed in SQL from
@@ -26,7 +26,7 @@ import numpy as np
 
 from rag.config import Settings
 from rag.errors import IndexMissingError
-from rag.index.postgres_schema import (
+from rag.index.postgres.schema import (
     K1,
     B,
     DatabaseError,
@@ -167,39 +167,31 @@ class PostgresIndex:
             raise KeyError(chunk_id)
         return article_id
 
-    def _chunk_rows(self, conn, chunk_id: str) -> tuple[Chunk, str, list[tuple[int, int, float]]] | None:
+    def _chunk_sentences(self, chunk_id: str, columns: str, params: tuple[Any, ...] = ()) -> tuple[Chunk, str, list[tuple]]:
+        """The chunk `chunk_id` (no sentence spans yet), its article's title, and `columns` of rag_sentences for
+        each of its sentences in order (`params` fill the %s in `columns`), read in one snapshot."""
         article_id = self._article_of(chunk_id)
-        row = conn.execute(
-            "SELECT c.start, c.stop, c.first_sentence, c.last_sentence, substr(a.text, c.start + 1, c.stop - c.start), "
-            "a.title FROM rag_chunks c JOIN rag_articles a ON a.id = c.article_id "
-            "WHERE c.article_id = %s AND c.id = %s", (article_id, chunk_id)).fetchone()
-        if row is None:
-            return None
-        start, stop, first, last, text, title = row
-        return Chunk(chunk_id, article_id, text, start, stop), title, [first, last]
-
-    def chunk(self, chunk_id: str) -> Chunk:
         with self._conn() as conn, conn.transaction():
             conn.execute(_ONE_SNAPSHOT)
-            got = self._chunk_rows(conn, chunk_id)
-            if got is None:
+            row = conn.execute(
+                "SELECT c.start, c.stop, c.first_sentence, c.last_sentence, substr(a.text, c.start + 1, c.stop - c.start), "
+                "a.title FROM rag_chunks c JOIN rag_articles a ON a.id = c.article_id "
+                "WHERE c.article_id = %s AND c.id = %s", (article_id, chunk_id)).fetchone()
+            if row is None:
                 raise KeyError(chunk_id)
-            chunk, _, (first, last) = got
-            spans = conn.execute("SELECT start, stop FROM rag_sentences WHERE article_id = %s AND ord BETWEEN %s AND %s "
-                                 "ORDER BY ord", (chunk.article_id, first, last)).fetchall()
+            start, stop, first, last, text, title = row
+            sentences = conn.execute(f"SELECT {columns} FROM rag_sentences WHERE article_id = %s AND ord BETWEEN %s AND %s "
+                                     "ORDER BY ord", (*params, article_id, first, last)).fetchall()
+        return Chunk(chunk_id, article_id, text, start, stop), title, sentences
+
+    def chunk(self, chunk_id: str) -> Chunk:
+        chunk, _, spans = self._chunk_sentences(chunk_id, "start, stop")
         return _with_spans(chunk, spans)
 
     def passage(self, chunk_id: str, vector: np.ndarray) -> Passage:
         """The chunk, its article's title and `vector`'s similarity to each of its sentences (score, rank 0)."""
         q = np.asarray(vector, dtype=np.float32)
-        with self._conn() as conn, conn.transaction():
-            conn.execute(_ONE_SNAPSHOT)
-            got = self._chunk_rows(conn, chunk_id)
-            if got is None:
-                raise KeyError(chunk_id)
-            chunk, title, (first, last) = got
-            rows = conn.execute("SELECT start, stop, -(embedding <#> %s) FROM rag_sentences WHERE article_id = %s "
-                                "AND ord BETWEEN %s AND %s ORDER BY ord", (q, chunk.article_id, first, last)).fetchall()
+        chunk, title, rows = self._chunk_sentences(chunk_id, "start, stop, -(embedding <#> %s)", (q,))
         return Passage(_with_spans(chunk, [(s, e) for s, e, _ in rows]), title, 0.0, 0,
                        tuple(float(x) for _, _, x in rows))
 
@@ -247,7 +239,7 @@ def open_postgres_index(settings: Settings, encoder=None, progress=None, on_buil
         finally:
             conn.close()
         if meta is None or "dimension" not in meta:
-            from rag.index.postgres_build import build_postgres
+            from rag.index.postgres.build import build_postgres
 
             if on_build is not None:
                 on_build("there is no index in the database yet")

@@ -5,8 +5,8 @@ the `postgres` extra). PostgreSQL refuses to run as root, so when we are root (C
 unprivileged OS user (created once with `useradd`) and the server runs as that user through `runuser`. It listens
 on 127.0.0.1 only. Host connections need a password (scram-sha-256), so a wrong password is a real failure.
 
-    python -m rag.index.postgres_server start --dir .db --port 5432   # prints the database URL
-    python -m rag.index.postgres_server stop --dir .db
+    python -m rag.index.postgres.server start --dir .db --port 5432   # prints the database URL
+    python -m rag.index.postgres.server stop --dir .db
 """
 
 from __future__ import annotations

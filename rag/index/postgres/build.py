@@ -25,7 +25,7 @@ from rag.config import Settings
 from rag.errors import IndexMismatchError
 from rag.index.build import BuildReport, PendingArticle, article_hash, chunk_terms, prepare_article
 from rag.index.catalog import file_changes, scan_files
-from rag.index.postgres_schema import (
+from rag.index.postgres.schema import (
     LOCK_KEY,
     SCHEMA_VERSION,
     check_compatible,

@@ -1,0 +1,348 @@
+"""The answer forms a chat asks for: what X said, who X is, why, and overviews.
+
+A fact question gets the reader's answer. Four other forms want another kind of answer, and the form is read
+from the question's structure (spaCy's parse), never from lists of words:
+- SAID, "What did X say (about Y)?": the wh-pronoun is the object of the root verb and the subject X is a name
+  or noun phrase. The answer is X's attributed statements: sentences in which X (matched by its terms) is the
+  subject (nsubj) or passive agent of a verb that heads a clausal complement (ccomp) or carries a quotation.
+- WHO_IS, "Who is X?": the wh-pronoun is the subject or attribute of a copula (the root is an AUX) whose other
+  argument is a proper noun. The answer is the description the articles give X: an apposition ("the city's
+  mayor, Helena Vasquez"), a title in the name's compound chain outside the PERSON entity ("President …"), or
+  the attribute of a copula with X as subject.
+- WHY, the wh-adverb "why" (the question-form cue the brief allows): sentences that give a reason, i.e. have an
+  adverbial clause introduced by a subordinating conjunction (advcl with a SCONJ mark), a purpose infinitive
+  (advcl/xcomp with a "to" particle, tag TO), or a SCONJ heading a prepositional phrase ("because of"); among
+  them the ones that add to the question rather than restate it: the encoder's similarity to the question read
+  as a statement counts against a sentence.
+- OVERVIEW, "Summarize the articles", "What happened in Kursk?", "What's the latest?": an imperative root verb
+  (tag VB, no subject), a wh-pronoun that is the subject of an intransitive root verb (no object, no clausal
+  complement), or a copula whose attribute is a bare superlative (JJS). The answer is 3–5 sentences from
+  different articles on the asked subject (the question's noun phrases that occur in the corpus, or all
+  articles), picked by embedding centrality with maximal marginal relevance (llama-index's
+  get_top_k_mmr_embeddings) and ordered by date where the articles have one.
+A form answer is given only where the reader answered (an abstention stays one) or, for an overview with no
+subject, always; when its structure finds nothing, the reader's answer stands. Section headings are never quoted.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from rag.answer.parse import is_heading, is_wh, parse
+from rag.chunk import split_sentences
+from rag.protocols import Encoder, SearchIndex
+from rag.text import terms
+from rag.types import Answer, Passage, Query, Quote
+
+FACT, SAID, WHO_IS, WHY, OVERVIEW = "fact", "said", "who_is", "why", "overview"
+_MIN_OVERVIEW, _MAX_OVERVIEW = 3, 5
+_MMR_THRESHOLD = 0.5  # llama-index's relevance/diversity balance: half centrality, half novelty
+_REASON_BONUS = 0.15  # a reason clause outweighs a small difference in similarity to the question
+_RESTATE_WEIGHT = 0.3  # similarity to the question read as a statement counts against a "why" sentence
+_WHY_SPREAD = 0.2  # how far below the best similarity a reason sentence may be and still be considered
+
+
+def _content(doc: Any) -> list[Any]:
+    return [t for t in doc if not t.is_punct and not t.is_space]
+
+
+def form_of(question: str) -> str:
+    """The answer form `question` asks for, read from its parse (see the module docstring)."""
+    doc = parse(question)
+    tokens = [t for t in _content(doc) if t.pos_ != "CCONJ"]
+    if not tokens:
+        return FACT
+    root = next((t for t in doc if t.dep_ == "ROOT"), tokens[0])
+    wh = [t for t in tokens if is_wh(t)]
+    if any(t.lower_ == "why" for t in wh):
+        return WHY
+    args = {c.dep_: c for c in root.children}
+    if not wh and root.tag_ == "VB" and root.i == tokens[0].i and "nsubj" not in args:
+        return OVERVIEW  # "Summarize the articles", "Tell me about the storm"
+    if wh and wh[0].pos_ == "PRON" and wh[0].head.i == root.i:
+        others = [c for c in root.children if c.i != wh[0].i and c.dep_ in ("nsubj", "nsubjpass", "attr")]
+        if root.pos_ == "AUX" and others and others[0].pos_ == "PROPN" and wh[0].dep_ in ("nsubj", "attr"):
+            return WHO_IS
+        if root.pos_ == "AUX" and others and others[0].tag_ == "JJS":
+            return OVERVIEW  # "What's the latest?"
+        if root.pos_ == "VERB" and wh[0].dep_ == "dobj" and "nsubj" in args and args["nsubj"].pos_ != "PRON":
+            return SAID
+        bare = all(c.dep_ in ("prep", "punct", "aux", "auxpass", "advmod", "neg") for c in root.children if c.i != wh[0].i)
+        if root.pos_ == "VERB" and wh[0].dep_ == "nsubj" and bare:
+            return OVERVIEW  # "What happened in the Kursk region?"
+    return FACT
+
+
+def _name_match(a: str, b: str) -> bool:
+    """The same stem, or a close spelling variant of a longer name (Zelensky / Zelenskyy)."""
+    if a == b:
+        return True
+    return len(a) >= 6 and len(b) >= 6 and abs(len(a) - len(b)) <= 2 and a[: min(len(a), len(b)) - 1] == b[: min(len(a), len(b)) - 1]
+
+
+def _mentions(stems: set[str], text_stems: set[str]) -> bool:
+    return bool(stems) and all(any(_name_match(s, t) for t in text_stems) for s in stems)
+
+
+class FormAnswerer:
+    """Gives the answer of a form (module docstring) over the passages the reader was given, or None."""
+
+    def __init__(self, encoder: Encoder, index: SearchIndex, retrieve: Callable[[str], tuple[Passage, ...]],
+                 max_quotes: int = 3) -> None:
+        self.encoder = encoder
+        self.index = index
+        self.retrieve = retrieve
+        self.max_quotes = max_quotes
+        self._vectors: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def answer(self, query: Query, passages: tuple[Passage, ...], read: Answer) -> Answer | None:
+        """The form's answer to `query`, replacing the reader's `read`; None to keep the reader's."""
+        form = form_of(query.resolved)
+        if form == FACT:
+            return None
+        if form == OVERVIEW:
+            return self._overview(query, read)
+        if read.abstained:
+            return None
+        sentences = self._sentences(passages)
+        if form == SAID:
+            return self._said(query, sentences, read)
+        if form == WHO_IS:
+            return self._who_is(query, sentences)
+        return self._why(query, sentences)
+
+    # -- the sentences the forms choose from -----------------------------------------------------------
+    def _sentences(self, passages: tuple[Passage, ...]) -> list[tuple[Passage, int, int, str, float]]:
+        """(passage, start, end, text, dense similarity) of every sentence of the passages that is not a heading,
+        each sentence once, in the order of the passages."""
+        out, seen = [], set()
+        for passage in passages:
+            chunk = passage.chunk
+            for i, (start, end) in enumerate(chunk.sentences):
+                key = (chunk.article_id, start)
+                if key in seen or is_heading(chunk.text, start - chunk.start, end - chunk.start):
+                    continue
+                seen.add(key)
+                dense = passage.sentence_scores[i] if i < len(passage.sentence_scores) else 0.0
+                out.append((passage, start, end, chunk.text[start - chunk.start : end - chunk.start], dense))
+        return out
+
+    def _quoted(self, query: Query, picked: list[tuple[str, str, int, int, str]], value: str = "") -> Answer:
+        """An answer quoting `picked` (article id, title, start, end, text): each sentence with its marker, or
+        `value` (a description) followed by the markers."""
+        quotes = tuple(Quote(n, a, title, s, e, text) for n, (a, title, s, e, text) in enumerate(picked, 1))
+        if value:
+            text = f"{value} {''.join(f'[{q.n}]' for q in quotes)}"
+        else:
+            text = " ".join(f"{q.text} [{q.n}]" for q in quotes)
+        return Answer(query.question, text, quotes, answer_type=query.answer_type, resolved_question=query.resolved)
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        """Unit vectors of `texts`, cached. Through the query encoder (the ONNX one in a served app, already
+        loaded): its vectors are the document model's (cosine 0.999), and a cold chat then never waits for torch."""
+        with self._lock:
+            missing = [t for t in dict.fromkeys(texts) if t not in self._vectors]
+        if missing:
+            vectors = [self.encoder.encode_query(t) for t in missing]
+            with self._lock:
+                self._vectors.update(zip(missing, vectors, strict=True))
+        with self._lock:
+            return np.stack([self._vectors[t] for t in texts])
+
+    # -- what X said -------------------------------------------------------------------------------------
+    def _said(self, query: Query, sentences: list, read: Answer) -> Answer | None:
+        doc = parse(query.resolved)
+        root = next(t for t in doc if t.dep_ == "ROOT")
+        subject = next(c for c in root.children if c.dep_ == "nsubj")
+        speaker = {s for t in subject.subtree if t.pos_ in ("PROPN", "NOUN") for s in terms(t.text)}
+        about = {s for c in root.children if c.dep_ == "prep" for t in c.subtree if t.pos_ in ("PROPN", "NOUN")
+                 for s in terms(t.text)}
+        found = []
+        for passage, start, end, text, dense in sentences:
+            if _speaks(parse(text), speaker):
+                on_topic = any(_name_match(a, t) for a in about for t in terms(text)) if about else True
+                found.append((not on_topic, -dense, passage, start, end, text))
+        if not found:
+            return None
+        found.sort(key=lambda f: (f[0], f[1]))
+        lead = read.quotes[0] if read.quotes else None
+        base = next((d for p, s, _, t, d in sentences if lead and p.chunk.article_id == lead.article_id and s == lead.start), None)
+        if lead is not None and base is not None and base > -found[0][1] and any(
+                _name_match(s, t) for s in speaker for t in terms(lead.text)):
+            return None  # the reader's sentence names X and is closer to the question ("Zelenskyy's warning about …")
+        picked = [(p.chunk.article_id, p.title, s, e, t) for _, _, p, s, e, t in found[: self.max_quotes]]
+        return self._quoted(query, picked)
+
+    # -- who X is ----------------------------------------------------------------------------------------
+    def _who_is(self, query: Query, sentences: list) -> Answer | None:
+        doc = parse(query.resolved)
+        name = next((t for t in doc if t.pos_ == "PROPN" and t.dep_ in ("nsubj", "attr")), None)
+        if name is None:
+            return None
+        stems = {s for t in name.subtree if t.pos_ == "PROPN" for s in terms(t.text)}
+        found = []
+        for passage, start, end, text, dense in sentences:
+            if not _mentions(stems, set(terms(text))):
+                continue
+            description = _description(parse(text), stems)
+            if description:
+                found.append((-dense, description, passage, start, end, text))
+        if not found:
+            return None
+        found.sort(key=lambda f: f[0])
+        value, lead = found[0][1], found[0]
+        picked = [(lead[2].chunk.article_id, lead[2].title, lead[3], lead[4], lead[5])]
+        for f in found[1:]:
+            if len(picked) >= min(2, self.max_quotes):
+                break
+            if f[1].lower() != value.lower():
+                picked.append((f[2].chunk.article_id, f[2].title, f[3], f[4], f[5]))
+                value = f"{value}; {f[1]}"
+        return self._quoted(query, picked, value)
+
+    # -- why ---------------------------------------------------------------------------------------------
+    def _why(self, query: Query, sentences: list) -> Answer | None:
+        if not sentences:
+            return None
+        names = set(query.names) or {t for t, w in query.weights if w >= 1.0}
+        best = max(d for *_, d in sentences)
+        pool = [s for s in sentences if s[4] >= best - _WHY_SPREAD and (not names or names & set(terms(s[3]))
+                                                                     or any(_name_match(n, t) for n in names for t in terms(s[3])))]
+        if not pool:
+            return None
+        doc = parse(query.resolved)
+        statement = " ".join(t.text for t in doc if not is_wh(t) and not t.is_punct)
+        vectors = self._embed([statement, *(s[3] for s in pool)])
+        restate = vectors[1:] @ vectors[0]
+        scored = []
+        for (passage, start, end, text, dense), again in zip(pool, restate, strict=True):
+            reason = _gives_reason(parse(text))
+            scored.append((dense + _REASON_BONUS * reason - _RESTATE_WEIGHT * float(again), reason, passage, start, end, text))
+        scored.sort(key=lambda s: -s[0])
+        if not scored[0][1]:
+            return None  # no sentence gives a reason: the reader's answer stands
+        picked = [(p.chunk.article_id, p.title, s, e, t) for _, r, p, s, e, t in scored[:2] if r]
+        return self._quoted(query, picked)
+
+    # -- overviews ---------------------------------------------------------------------------------------
+    def _overview(self, query: Query, read: Answer) -> Answer | None:
+        from llama_index.core.indices.query.embedding_utils import get_top_k_mmr_embeddings
+
+        doc = parse(query.resolved)
+        subject = [c for c in doc.noun_chunks if not is_wh(c.root) and c.root.pos_ in ("NOUN", "PROPN")
+                   and any(self.index.doc_freq(s) for s in terms(c.text))]
+        if subject:
+            stems = {s for c in subject for t in c if t.pos_ == "PROPN" or t.i == c.root.i for s in terms(t.text)
+                     if self.index.doc_freq(s)}
+            found = []
+            for passage, start, end, text, _ in self._sentences(self.retrieve(" ".join(c.text for c in subject))):
+                if any(_name_match(s, t) for s in stems for t in terms(text)):
+                    found.append((passage.chunk.article_id, passage.title, start, end, text))
+        elif read.abstained or not query.weights or all(not self.index.doc_freq(t) for t, _ in query.weights):
+            found = self._all_sentences()
+        else:
+            return None
+        found = [f for f in found if len(f[4].split()) >= 6]  # a fragment says too little to summarise with
+        if len(found) < 2:
+            return None
+        vectors = self._embed([f[4] for f in found])
+        centre = vectors.mean(axis=0)
+        centre = centre / (np.linalg.norm(centre) or 1.0)
+        _, order = get_top_k_mmr_embeddings(centre.tolist(), vectors.tolist(), similarity_top_k=len(found),
+                                            embedding_ids=list(range(len(found))), mmr_threshold=_MMR_THRESHOLD)
+        picked, articles = [], set()
+        for i in order:  # different articles first; a second sentence of one only when too few articles
+            if found[i][0] not in articles and len(picked) < _MAX_OVERVIEW:
+                picked.append(found[i])
+                articles.add(found[i][0])
+        for i in order:
+            if len(picked) >= _MIN_OVERVIEW:
+                break
+            if found[i] not in picked:
+                picked.append(found[i])
+        dates = {h.id: h.published_at for h in self.index.article_headers()}
+        picked.sort(key=lambda f: (dates.get(f[0]) or "", f[0], f[2]))
+        return self._quoted(query, picked)
+
+    def _all_sentences(self) -> list[tuple[str, str, int, int, str]]:
+        """Every sentence of every article (the first 200), headings left out: "Summarize the articles"."""
+        out = []
+        for header in self.index.article_headers()[:200]:
+            article = self.index.article(header.id)
+            if article is None:
+                continue
+            for start, end in split_sentences(article.text):
+                if not is_heading(article.text, start, end):
+                    out.append((article.id, article.title, start, end, article.text[start:end]))
+        return out
+
+
+def _speaks(doc: Any, speaker: set[str]) -> bool:
+    """Whether the speaker (stems) is the subject or passive agent of a verb that reports speech: it heads a
+    clausal complement (ccomp) or the sentence carries a quotation."""
+    quoted = any(t.is_quote for t in doc)
+    for verb in doc:
+        if verb.pos_ not in ("VERB", "AUX"):
+            continue
+        deps = {c.dep_ for c in verb.children}
+        if not ("ccomp" in deps or (quoted and deps & {"parataxis", "dobj", "agent", "nsubj", "prep"})):
+            continue
+        for child in verb.children:
+            heads = [child] if child.dep_ in ("nsubj", "nsubjpass") else [g for g in child.children if g.dep_ == "pobj"] \
+                if child.dep_ in ("agent", "prep") else []
+            for head in heads:
+                said_by = {s for t in head.subtree for s in terms(t.text)}
+                if any(_name_match(s, t) for s in speaker for t in said_by) and (child.dep_ != "prep" or quoted):
+                    return True
+    return False
+
+
+def _description(doc: Any, stems: set[str]) -> str:
+    """What a sentence says X is: an apposition, a title before the name, or a copula's attribute."""
+    names = [t for t in doc if t.pos_ == "PROPN" and any(_name_match(s, x) for s in stems for x in terms(t.text))]
+    if not names:
+        return ""
+    head = names[-1]
+    while head.dep_ in ("compound", "flat") and head.head.pos_ == "PROPN":
+        head = head.head
+    name_tokens = {t.i for t in head.subtree if t.pos_ == "PROPN" and t.dep_ in ("compound", "flat") or t.i == head.i}
+    for child in head.children:
+        if child.dep_ == "appos":
+            return _span(doc, child)
+    if head.dep_ == "appos" and head.head.pos_ in ("NOUN", "PROPN"):  # "the city's mayor, Helena Vasquez"
+        noun = head.head  # "press secretary Maj Gen Pat Ryder": the title chain the name is in apposition to
+        return doc[noun.left_edge.i : noun.i + 1].text.strip(" ,")
+    entity = next((e for e in doc.ents if e.start <= head.i < e.end and e.label_ == "PERSON"), None)
+    title = [c for c in head.children if c.dep_ == "compound" and c.i not in range(entity.start, entity.end)] if entity else []
+    title = [c for c in title if c.pos_ in ("NOUN", "PROPN") and c.i not in name_tokens or c.pos_ == "NOUN"]
+    if title:
+        first = min(c.left_edge.i for c in title)
+        return doc[first : max(c.i for c in title) + 1].text
+    if head.dep_ == "nsubj" and head.head.pos_ == "AUX":
+        attr = next((c for c in head.head.children if c.dep_ == "attr"), None)
+        if attr is not None:
+            return _span(doc, attr)
+    return ""
+
+
+def _span(doc: Any, token: Any) -> str:
+    return doc[token.left_edge.i : token.right_edge.i + 1].text.strip(" ,")
+
+
+def _gives_reason(doc: Any) -> bool:
+    """A reason or purpose in the parse: an adverbial clause with a subordinating conjunction, a purpose
+    infinitive hanging off a verb, or a conjunction heading a prepositional phrase ("because of")."""
+    for token in doc:
+        if token.dep_ == "advcl" and any(c.dep_ == "mark" and c.pos_ == "SCONJ" for c in token.children):
+            return True
+        if token.dep_ in ("advcl", "xcomp") and token.head.pos_ == "VERB" and any(c.tag_ == "TO" for c in token.children) \
+                and any(c.dep_ == "dobj" for c in token.head.children):
+            return True
+        if token.pos_ == "SCONJ" and token.dep_ == "prep":
+            return True
+    return False

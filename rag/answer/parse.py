@@ -1,0 +1,59 @@
+"""spaCy's dependency parse, for the readings that need structure: follow-ups and the answer forms.
+
+The question reader's pipeline (rag.answer.spans) is loaded without its parser, since typing a question needs
+only tags and entities. Resolving "they" to the noun phrase it points at, or finding the speaker of a quotation,
+needs the parse (nsubj, ccomp, appos, advcl, mark), so this module loads the same small English package once
+more with its parser and keeps it behind its own lock (spaCy pipelines are not documented as thread-safe).
+Parses are cached by text: a chat parses the same earlier turns and candidate sentences again and again.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from typing import Any
+
+_pipeline: Any = None
+_load_lock = threading.Lock()
+_parse_lock = threading.Lock()
+
+
+def _nlp() -> Any:
+    global _pipeline
+    if _pipeline is None:
+        with _load_lock:
+            if _pipeline is None:
+                from rag.embed.heavy import import_spacy_model
+
+                _pipeline = import_spacy_model().load(exclude=["senter"])
+    return _pipeline
+
+
+@functools.lru_cache(maxsize=4096)
+def parse(text: str) -> Any:
+    """The parsed spaCy `Doc` of `text` (read it, never change it: it is shared through the cache)."""
+    with _parse_lock:
+        return _nlp()(text)
+
+
+def is_wh(token: Any) -> bool:
+    """A wh-word by its Penn tag (WDT, WP, WP$, WRB): the tagger's class, not a list of words."""
+    return token.tag_.startswith("W")
+
+
+def is_heading(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end] is a section heading or title line: a whole line (nothing but a line break
+    around it) that starts with a word character and ends without sentence punctuation. Headings stay in
+    the index as context and titles, but are never quoted as an answer. A line that starts with a dash or a
+    quotation mark (an attribution line, "– Institute for the Study of War") is not a heading."""
+    sentence = text[start:end].strip()
+    if not sentence or not sentence[0].isalnum() or sentence[-1] in ".!?:;\"”’)…":
+        return False
+    before = text[:start].rstrip(" \t")
+    after = text[end:].lstrip(" \t")
+    return (not before or before.endswith("\n")) and (not after or after.startswith("\n")) and len(sentence.split()) <= 20
+
+
+def warm_up() -> None:
+    """Load the parser now (call it in a thread while other things load)."""
+    _nlp()
