@@ -107,11 +107,15 @@ class RuleReader:
         return pool[0].dense + pool[0].coverage if pool else 0.0
 
     def read(self, query: Query, passages: tuple[Passage, ...]) -> Answer:
-        cfg = self.config
         retrieved = tuple(
             Retrieved(p.rank, p.chunk.article_id, p.title, p.chunk.start, p.chunk.end, round(p.score, 6)) for p in passages
         )
-        pool = everything = self._candidates(query, passages)
+        return self._decide(query, self._candidates(query, passages), retrieved)
+
+    def _decide(self, query: Query, everything: list[Candidate], retrieved: tuple[Retrieved, ...]) -> Answer:
+        """The rule reader's answer from its sorted candidates (`read` without computing them again)."""
+        cfg = self.config
+        pool = everything
         if query.names:  # "Who is China's defense minister?" is not answered from a sentence about Russia's
             named = [c for c in pool if self._names_ok(query, c)]
             if not named:

@@ -12,16 +12,18 @@ candidates for the abstention model.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from rag.answer.extractive import Candidate, RuleReader
-from rag.answer.kinds import ANSWER_KINDS, DESCRIPTION
+from rag.answer.extractive import Candidate, RuleReader, _counts_same
+from rag.answer.kinds import ANSWER_KINDS, DESCRIPTION, NUMBER
 from rag.answer.spans import candidates as typed_spans
+from rag.answer.spans import counted_noun
 from rag.text import terms
-from rag.types import Passage, Query
+from rag.types import Answer, Passage, Query
 
 TYPED_POOL = 12  # the rule reader's typed_pool: sentences searched for a span of the asked type
 BM25_K1, BM25_B, AVG_TERMS = 1.2, 0.75, 12.0
@@ -34,11 +36,13 @@ SENTENCE_FEATURES = (
     "has_type", "type_checked", "typed_question",
     "heading", "position", "first_in_chunk", "log_chars", "log_terms", "matched_share",
     "names_here", "n_candidates", "counts_measured", "head_noun_here",
+    "rule_chosen", "rule_abstains", "rule_typed", "counted_span_here",
 )
 QUESTION_FEATURES = (
     "best_model", "second_model", "model_gap", "best_dense", "second_dense", "dense_gap2", "best_coverage",
     "best_own", "best_bm25", "rule_confidence", "type_anywhere", "typed_question", "n_candidates", "query_terms",
     "best_passage_score", "mean_dense_top5", "measured_anywhere", "head_noun_anywhere",
+    "rule_abstains", "rule_typed", "counted_span_anywhere", "best_is_rule_chosen",
     *(f"kind_{k}" for k in ANSWER_KINDS),
 )
 
@@ -50,6 +54,13 @@ class SentenceTable:
     candidates: tuple[Candidate, ...]
     matrix: np.ndarray  # float32, shape (len(candidates), len(SENTENCE_FEATURES))
     headings: np.ndarray  # bool, a line with no sentence-ending punctuation: never quoted as the answer
+    rule_answer: Answer | None = None  # the rule reader's own answer from the same candidates
+
+
+@functools.lru_cache(maxsize=8192)
+def _sentence_terms(text: str) -> tuple[str, ...]:
+    """A sentence's terms, once per sentence text (the same sentences come back question after question)."""
+    return tuple(terms(text))
 
 
 def is_heading(text: str) -> bool:
@@ -78,7 +89,7 @@ def sentence_table(rules: RuleReader, query: Query, passages: tuple[Passage, ...
     cols: dict[str, np.ndarray] = {name: np.zeros(n, dtype=np.float64) for name in SENTENCE_FEATURES}
     total_idf = sum(idf.values()) or 1.0
     for i, c in enumerate(pool):
-        sentence_terms = terms(c.text)
+        sentence_terms = _sentence_terms(c.text)
         counts: dict[str, int] = {}
         for t in sentence_terms:
             counts[t] = counts.get(t, 0) + 1
@@ -110,12 +121,26 @@ def sentence_table(rules: RuleReader, query: Query, passages: tuple[Passage, ...
     cols["passage_rank"] = np.log(cols["passage_rank"])
     cols["typed_question"][:] = typed
     cols["n_candidates"][:] = math.log1p(n)
+    counting = typed and query.answer_type == NUMBER and bool(query.measured)
+    cols["counted_span_here"][:] = 0.0 if counting else 1.0
     if typed:
         for i, c in enumerate(pool[:TYPED_POOL]):
             cols["type_checked"][i] = 1.0
-            cols["has_type"][i] = bool(typed_spans(c.text, query.answer_type, query.head_noun))
+            spans = typed_spans(c.text, query.answer_type, query.head_noun)
+            cols["has_type"][i] = bool(spans)
+            if counting:  # the rule reader's check: a figure here counts the noun "how many X" asks about
+                cols["counted_span_here"][i] = any(_counts_same(query.measured, counted_noun(c.text, s)) for s in spans)
+    # the rule reader's own decisions on the same candidates: does it abstain, answer with a typed span, and which
+    # sentence does it quote first
+    rule_answer = rules._decide(query, pool, ())
+    cols["rule_abstains"][:] = rule_answer.abstained
+    if not rule_answer.abstained and rule_answer.quotes:
+        first = rule_answer.quotes[0]
+        cols["rule_typed"][:] = typed and not rule_answer.text.startswith(first.text)
+        cols["rule_chosen"] = np.array([c.article_id == first.article_id and c.start == first.start for c in pool],
+                                       dtype=np.float64)
     matrix = np.column_stack([cols[name] for name in SENTENCE_FEATURES]).astype(np.float32)
-    return SentenceTable(tuple(pool), matrix, cols["heading"].astype(bool))
+    return SentenceTable(tuple(pool), matrix, cols["heading"].astype(bool), rule_answer)
 
 
 def question_features(query: Query, table: SentenceTable, model_scores: np.ndarray, rule_confidence: float) -> np.ndarray:
@@ -146,4 +171,8 @@ def question_features(query: Query, table: SentenceTable, model_scores: np.ndarr
         top = m[:TYPED_POOL]
         out["measured_anywhere"] = float(top[:, col["counts_measured"]].max())
         out["head_noun_anywhere"] = float(top[:, col["head_noun_here"]].max())
+        out["counted_span_anywhere"] = float(top[:, col["counted_span_here"]].max())
+        out["rule_abstains"] = float(m[0, col["rule_abstains"]])
+        out["rule_typed"] = float(m[0, col["rule_typed"]])
+        out["best_is_rule_chosen"] = float(m[best, col["rule_chosen"]])
     return np.array([out[name] for name in QUESTION_FEATURES], dtype=np.float32)
