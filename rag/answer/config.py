@@ -43,6 +43,10 @@ class ReaderConfig:
     # does so for every question asked with history.
     followup_gate: str = "index"
     followup_margin: float = 0.1
+    # The same margin for the learned reader, whose confidence is a probability (rag.answer.learned): chosen by
+    # a sweep on the dev conversations (tests/data/questions/chat_dev_*.jsonl --as-chat: 0, 0.05 and 0.1 tie,
+    # 0.2 loses a bundled turn; docs/eval.md), the middle of the tie.
+    learned_followup_margin: float = 0.05
     # How much a question word says about what is asked, by part of speech (other parts: `pos_other`).
     pos_weights: tuple[tuple[str, float], ...] = (
         ("PROPN", 1.0), ("NOUN", 1.0), ("NUM", 1.0), ("ADJ", 0.7), ("VERB", 0.5), ("ADV", 0.4), ("PRON", 0.0),

@@ -12,6 +12,7 @@ file is missing or unreadable (the answer then carries a note saying so).
 from __future__ import annotations
 
 import dataclasses
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,10 @@ from rag.answer.extractive import Candidate, RuleReader, _adjacent, _is_quotatio
 from rag.answer.features import SentenceTable, question_features, sentence_table
 from rag.answer.kinds import DATE, DESCRIPTION, DURATION, NUMBER
 from rag.answer.model_io import MODEL_PATH, ModelError, ReaderModel, load_model
+from rag.answer.span_model import SpanRanker
 from rag.answer.spans import counted_noun
+from rag.errors import RagError
+from rag.protocols import Encoder
 from rag.types import Answer, Passage, Query, Quote, Retrieved
 
 FALLBACK_NOTE = "learned reader unavailable ({reason}); answered by the rule reader"
@@ -32,19 +36,32 @@ class LearnedReader:
 
     name = "learned"
 
-    def __init__(self, rules: RuleReader, model_path: Path | None = None, model: ReaderModel | None = None) -> None:
+    def __init__(self, rules: RuleReader, model_path: Path | None = None, model: ReaderModel | None = None,
+                 encoder: Encoder | None = None, spans: SpanRanker | Path | bool = True) -> None:
+        """`spans`: a SpanRanker, True (or a model path) to load one on first use with `encoder` (the
+        assistant's), or False for the rule reader's span ordering."""
         if not isinstance(rules, RuleReader):
             raise ValueError(f"rules must be a RuleReader, got {type(rules).__name__}")
         self.rules = rules
-        self.config = rules.config  # the follow-up gate's settings (rag.pipeline) are the rule reader's
+        self.config = rules.config
         self.max_quotes = rules.max_quotes
         self.model: ReaderModel | None = model
+        self.encoder = encoder
+        self._span_ranker: SpanRanker | None = spans if isinstance(spans, SpanRanker) else None
+        self._want_spans = bool(spans)
+        self._span_path = spans if isinstance(spans, Path) else None
+        self._span_lock = threading.Lock()
+        self.span_problem = ""
         self.problem = ""
         if model is None:
             try:
                 self.model = load_model(model_path or MODEL_PATH)
             except ModelError as exc:
                 self.problem = str(exc)
+        if self.model is not None:
+            # the follow-up gate's settings (rag.pipeline) are the rule reader's, but with a model its confidence
+            # is a probability, so its margin is the one chosen for that scale
+            self.config = rules.config.replace(followup_margin=rules.config.learned_followup_margin)
 
     @property
     def version(self) -> str:
@@ -118,13 +135,33 @@ class LearnedReader:
         return Answer(query.question, text, tuple(quotes), answer_type=query.answer_type, resolved_question=query.resolved)
 
     def _short_answer(self, query: Query, sentence: Candidate) -> str:
-        """The typed span of the chosen sentence, by the rule reader's span ordering ("" when it has none).
-        The one place a span ranker (rag.answer.span_model.SpanRanker) replaces the rules."""
+        """The short answer in the chosen sentence ("" when it holds no span of the asked type, by the rule
+        reader's span finder): the span ranker's best span (rag.answer.span_model, trained on SQuAD's answer
+        spans), or the rule reader's span ordering when the span model is off or its file is missing."""
         spans = self.rules._spans(query, sentence)
+        if not spans:
+            return ""
+        ranker = self._spans_model()
+        if ranker is not None:
+            ranked = ranker.rank(query, sentence.text)  # cached per sentence: parse and span vectors once
+            if ranked:
+                return ranked[0].text
         if query.answer_type == NUMBER and query.measured:
             counted = [s for s in spans if _counts(query.measured, counted_noun(sentence.text, s))]
             spans = counted or spans
-        return spans[0].text if spans else ""
+        return spans[0].text
+
+    def _spans_model(self) -> SpanRanker | None:
+        """The span ranker, loaded once (None, with the reason in `span_problem`, when its file is unusable)."""
+        if self._span_ranker is None and self._want_spans:
+            with self._span_lock:
+                if self._span_ranker is None and self._want_spans:
+                    try:
+                        self._span_ranker = SpanRanker.load(self._span_path, encoder=self.encoder)
+                    except RagError as exc:
+                        self.span_problem = str(exc)
+                        self._want_spans = False
+        return self._span_ranker
 
     def _supporting(self, best: Candidate, near: list[Candidate]) -> list[Quote]:
         """The best sentence first, then near ones that are not copies of a quote already given."""

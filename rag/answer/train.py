@@ -45,7 +45,11 @@ from rag.answer.train_data import (
 from rag.answer.wordings import SynonymTable, casual, reorder, vocabulary
 
 SEED = 13
+NEWS_WEIGHT = 5.0  # the product's own kind of text: few rows (the news dev questions), so each counts more
 MAX_FALSE_ABSTENTION = 0.08  # the threshold: the highest at which at most this share of answerable rows abstain
+# ... and at which the news dev questions abstain no more than the rule reader does there (0 of 77), give or take
+# one row: the product's own questions must not lose answers to the probability
+NEWS_MAX_FALSE_ABSTENTION = 0.015
 
 
 def _log(message: str) -> None:
@@ -101,16 +105,18 @@ def _fit_ranker(rows: list[tuple[Asked, SentenceTable, np.ndarray]], kind: str, 
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    use = [(t, y) for a, t, y in rows if a.item.wording in wordings and y.any()]
-    x = np.vstack([t.matrix for t, _ in use])
-    y = np.concatenate([lab for _, lab in use])
+    use = [(a, t, y) for a, t, y in rows if a.item.wording in wordings and y.any()]
+    x = np.vstack([t.matrix for _, t, _ in use])
+    y = np.concatenate([lab for _, _, lab in use])
+    # the product's own kind of text counts more (few rows: the news dev questions)
+    w = np.concatenate([np.full(len(lab), NEWS_WEIGHT if a.item.source == "news-dev" else 1.0) for a, _, lab in use])
     if kind == "logistic":
         scaler = StandardScaler().fit(x)
         scaler.scale_[scaler.scale_ == 0] = 1.0
-        fitted = LogisticRegression(C=1.0, max_iter=2000).fit(scaler.transform(x), y)
+        fitted = LogisticRegression(C=1.0, max_iter=2000).fit(scaler.transform(x), y, sample_weight=w)
         return from_sklearn_linear(fitted, scaler)
     fitted = HistGradientBoostingClassifier(max_iter=150, learning_rate=0.08, max_leaf_nodes=15, min_samples_leaf=40,
-                                            l2_regularization=1.0, random_state=SEED).fit(x, y)
+                                            l2_regularization=1.0, random_state=SEED).fit(x, y, sample_weight=w)
     return from_sklearn_trees(fitted)
 
 
@@ -124,9 +130,6 @@ def _question_rows(rows: list[tuple[Asked, SentenceTable, np.ndarray]], ranker: 
     return np.vstack(xs), np.array(ys)
 
 
-NEWS_WEIGHT = 5.0  # the product's own kind of text: few rows (the news dev questions), so each counts more
-
-
 def _fit_abstention(x: np.ndarray, y: np.ndarray, weight: np.ndarray) -> Any:
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
@@ -137,11 +140,11 @@ def _fit_abstention(x: np.ndarray, y: np.ndarray, weight: np.ndarray) -> Any:
                                scaler)
 
 
-def _threshold(p: np.ndarray, answerable: np.ndarray) -> tuple[float, dict[str, float]]:
-    """The highest threshold at which at most MAX_FALSE_ABSTENTION of the answerable rows abstain."""
+def _threshold(p: np.ndarray, answerable: np.ndarray, most: float = MAX_FALSE_ABSTENTION) -> tuple[float, dict[str, float]]:
+    """The highest threshold at which at most `most` of the answerable rows abstain."""
     best = 0.0
     for t in np.arange(0.0, 1.0, 0.005):
-        if np.mean(p[answerable] < t) <= MAX_FALSE_ABSTENTION:
+        if np.mean(p[answerable] < t) <= most:
             best = float(t)
     abstain = p < best
     figures = {"false_abstention": float(np.mean(abstain[answerable])), "abstention": float(np.mean(abstain[~answerable])),
@@ -153,13 +156,15 @@ def _measure(model: ReaderModel, held_q: list[tuple[Asked, SentenceTable, np.nda
              cache: Path) -> dict[str, Any]:
     """The baseline, the rules and the learned reader on the held-back rows, per wording; the card's slice."""
     measured = []
+    readers: dict[str, LearnedReader] = {}  # one per corpus: the span ranker's per-sentence cache is kept
     for a, _table, _ in held_q:
         rules = assistants[a.item.corpus].reader
-        learned = LearnedReader(rules, model=model)
+        learned = readers.setdefault(a.item.corpus, LearnedReader(rules, model=model, encoder=assistants[a.item.corpus].encoder))
+        rule_spans = LearnedReader(rules, model=model, spans=False)
         row = {"wording": a.item.wording, "answerable": a.item.answerable}
         if a.item.answerable:
             measured.append({**row, "reader": "baseline", "first": baseline_first(rules, a.query, a.passages, a.item.gold)})
-        for name, reader in (("rules", rules), ("learned", learned)):
+        for name, reader in (("rules", rules), ("learned", learned), ("learned-rule-spans", rule_spans)):
             answer = reader.read(a.query, a.passages)
             scores = score_answer(answer, a.item.gold, a.item.answers) if a.item.answerable else {
                 "abstained": float(answer.abstained)}
@@ -262,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     dev = [r for r in rows if r[0].item.source in ("news-dev", "news-vs-squad")]
     x_dev, _ = _question_rows(dev, ranker)
     p_dev = 1 / (1 + np.exp(-abstain.raw(x_dev.astype(np.float64))))
-    dev_threshold, dev_abstention = _threshold(p_dev, np.array([r[0].item.answerable for r in dev]))
+    dev_threshold, dev_abstention = _threshold(p_dev, np.array([r[0].item.answerable for r in dev]),
+                                               NEWS_MAX_FALSE_ABSTENTION)
     if dev_threshold < threshold:
         threshold = dev_threshold
         abstention = _at(p_held, np.array([r[0].item.answerable for r in held_q]), threshold)
@@ -270,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     version = f"{dt.date.today().isoformat()}-{kind}-{digest[:8]}"
     info: dict[str, Any] = {"version": version, "data_sha256": digest, "held_out_titles": list(titles), "seed": SEED,
                             "ranker_type": kind, "threshold_rule": f"highest with false abstention <= {MAX_FALSE_ABSTENTION}"
-                            " on the held-back SQuAD rows and on the news dev questions", "held_back_abstention": abstention,
+                            f" on the held-back SQuAD rows and <= {NEWS_MAX_FALSE_ABSTENTION} on the news dev questions", "held_back_abstention": abstention,
                             "news_dev_abstention": dev_abstention,
                             "rows": {name: len(items) for name, items in groups.items()}}
     model = ReaderModel(ranker, abstain, threshold, info)
