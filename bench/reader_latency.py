@@ -31,10 +31,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--index", type=Path, default=Path("/tmp/learned-index-bundled"))
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--profile", action="store_true", help="also print cProfile's top functions of the learned read")
     args = parser.parse_args()
     assistant = Assistant.from_settings(Settings(articles_dir=ROOT / "articles", index_dir=args.index, reader="rules"))
     rules = assistant.reader
-    readers = {"rules": rules, "learned": LearnedReader(rules)}
+    readers = {"rules": rules, "learned": LearnedReader(rules, encoder=assistant.encoder)}
     questions = [json.loads(line)["question"] for path in sorted((ROOT / "tests/data/questions").glob("bundled_*.jsonl"))
                  for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     for reader in readers.values():  # warm: spaCy, ONNX, the span caches
@@ -54,6 +55,21 @@ def main() -> None:
                 wall[name] += time.perf_counter() - w
                 for key in timings[name]:
                     timings[name][key].append(answer.timings[key])
+    if args.profile:
+        import cProfile
+        import pstats
+
+        from rag.answer.question import analyse
+
+        learned = readers["learned"]
+        queries = [analyse(q) for q in questions]
+        asked = [(query, assistant.retriever.retrieve(query.resolved)) for query in queries]
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for query, passages in asked:
+            learned.read(query, passages)
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
     n = len(questions) * args.rounds
     print(f"{len(questions)} questions x {args.rounds} rounds; load average {os.getloadavg()}")
     for name, got in timings.items():

@@ -52,20 +52,39 @@ class Trees:
     baseline: float
     trees: tuple[dict[str, np.ndarray], ...]  # feature, threshold, left, right, leaf, value, missing_left
 
+    def __post_init__(self) -> None:
+        # every tree's nodes in one set of flat arrays (child indices shifted by the tree's offset), so that one
+        # step of numpy moves every (row, tree) pair one level down at once
+        sizes = [len(t["leaf"]) for t in self.trees]
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64) if sizes else np.zeros(0, np.int64)
+        flat = {k: np.concatenate([t[k] for t in self.trees]) if self.trees else np.zeros(0)
+                for k in ("feature", "threshold", "leaf", "value", "missing_left")}
+        for k in ("left", "right"):
+            flat[k] = np.concatenate([t[k] + o for t, o in zip(self.trees, offsets, strict=True)]) if self.trees else np.zeros(0)
+        object.__setattr__(self, "_flat", flat)
+        object.__setattr__(self, "_roots", offsets)
+
     def raw(self, x: np.ndarray) -> np.ndarray:
         out = np.full(len(x), self.baseline, dtype=np.float64)
-        rows = np.arange(len(x))
-        for t in self.trees:
-            node = np.zeros(len(x), dtype=np.int64)
-            for _ in range(64):
-                leaf = t["leaf"][node]
-                if leaf.all():
-                    break
-                value = x[rows, t["feature"][node]]
-                go_left = np.where(np.isnan(value), t["missing_left"][node], value <= t["threshold"][node])
-                node = np.where(leaf, node, np.where(go_left, t["left"][node], t["right"][node]))
-            out += t["value"][node]
-        return out
+        if not self.trees or not len(x):
+            return out
+        f = self._flat  # type: ignore[attr-defined]
+        roots = self._roots  # type: ignore[attr-defined]
+        node = np.tile(roots, len(x))  # (row, tree) pairs, row-major
+        rows = np.repeat(np.arange(len(x)), len(roots))
+        flat_x = x.ravel()
+        width = x.shape[1]
+        active = np.flatnonzero(~f["leaf"][node])
+        for _ in range(64):  # only the pairs not yet at a leaf move down
+            if not len(active):
+                break
+            at = node[active]
+            value = flat_x[rows[active] * width + f["feature"][at]]
+            go_left = np.where(np.isnan(value), f["missing_left"][at], value <= f["threshold"][at])
+            at = np.where(go_left, f["left"][at], f["right"][at])
+            node[active] = at
+            active = active[~f["leaf"][at]]
+        return out + f["value"][node].reshape(len(x), len(roots)).sum(axis=1)
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": "trees", "baseline": self.baseline,
