@@ -373,7 +373,7 @@ def eval_command(ctx: click.Context, questions_file: Path | None, json_out: Path
         if settings.reader == "learned":
             from rag.answer.learned import LearnedReader
 
-            assistant.reader = LearnedReader(rules)
+            assistant.reader = LearnedReader(rules, encoder=assistant.encoder)
         else:
             assistant.reader = rules
     bar = tqdm(total=len(qset.questions), unit="q", file=sys.stderr, dynamic_ncols=True, desc="Evaluating")

@@ -92,7 +92,7 @@ class Assistant:
         if settings.reader == "learned":
             from rag.answer.learned import LearnedReader
 
-            reader = LearnedReader(reader)
+            reader = LearnedReader(reader, encoder=encoder)
 
         def llm_factory() -> StreamingReader:
             from rag.answer.llm import LlmReader

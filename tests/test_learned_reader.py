@@ -98,3 +98,44 @@ def test_reader_setting_is_validated() -> None:
     assert load_settings(config_file=None, environ={"RAG_READER": "learned"}).reader == "learned"
     with pytest.raises(SettingsError, match="'cleverest'"):
         load_settings(config_file=None, environ={"RAG_READER": "cleverest"})
+
+
+def test_a_missing_span_model_falls_back_to_the_rule_span(tmp_path: Path, assistant: Assistant) -> None:
+    """Without the span model's file the short answer is the rule reader's span ordering; with it, a span of the
+    same sentence (offsets verbatim)."""
+    query = analyse("How many North Korean troops were deployed to Russia?")
+    passages = assistant.retriever.retrieve(query.resolved)
+    missing = LearnedReader(assistant.reader, encoder=assistant.encoder, spans=tmp_path / "no-spans.json")
+    plain = LearnedReader(assistant.reader, spans=False)
+    answer, by_rules = missing.read(query, passages), plain.read(query, passages)
+    assert missing.span_problem and "no-spans.json" in missing.span_problem
+    assert answer.text == by_rules.text and answer.quotes == by_rules.quotes
+    ranked = LearnedReader(assistant.reader, encoder=assistant.encoder).read(query, passages)
+    if not ranked.abstained and ranked.answer_type != "description" and ranked.quotes:
+        value = ranked.text.split(" [")[0]
+        assert value in ranked.quotes[0].text or any(value in q.text for q in ranked.quotes)
+
+
+def test_features_carry_the_rule_readers_own_decisions(assistant: Assistant) -> None:
+    """The rule reader's answer on the same candidates is a feature: its chosen sentence is marked, and whether it
+    abstains is the same for every candidate of the question."""
+    from rag.answer.features import SENTENCE_FEATURES, sentence_table
+
+    col = {name: i for i, name in enumerate(SENTENCE_FEATURES)}
+    for question in ("How many North Korean troops were deployed to Russia?", "Who won the world cup in 2018?"):
+        query = analyse(question)
+        passages = assistant.retriever.retrieve(query.resolved)
+        table = sentence_table(assistant.reader, query, passages)
+        rules = assistant.reader.read(query, passages)
+        assert table.rule_answer is not None and table.rule_answer.abstained == rules.abstained
+        assert (table.matrix[:, col["rule_abstains"]] == float(rules.abstained)).all()
+        chosen = table.matrix[:, col["rule_chosen"]]
+        assert chosen.sum() == (0 if rules.abstained else 1)
+
+
+def test_the_follow_up_margin_is_the_learned_readers_own(assistant: Assistant) -> None:
+    reader = LearnedReader(assistant.reader)
+    assert reader.config.followup_margin == assistant.reader.config.learned_followup_margin
+    assert reader.config.min_support == assistant.reader.config.min_support
+    fallback = LearnedReader(assistant.reader, model_path=Path("/nonexistent/reader.json"))
+    assert fallback.config.followup_margin == assistant.reader.config.followup_margin

@@ -36,14 +36,15 @@ def render(model: ReaderModel) -> str:
     held = figures.get("held_out", {})
     wordings = [w for w in WORDING_NOTES if f"learned/{w}" in held]
     rows = [["wording", "n", "encoder alone: first", "rules: first", "learned: first", "rules EM / F1", "learned EM / F1",
-             "rules abstained", "learned abstained"]]
+             "learned-rule-spans EM / F1", "rules abstained", "learned abstained"]]
     for w in wordings:
         b, r, x = held.get(f"baseline/{w}", {}), held.get(f"rules/{w}", {}), held.get(f"learned/{w}", {})
+        z = held.get(f"learned-rule-spans/{w}", {})
         rows.append([w, str(x.get("n")), _fig(b.get("first")), _fig(r.get("first")), _fig(x.get("first")),
                      f"{_fig(r.get('em'))} / {_fig(r.get('f1'))}", f"{_fig(x.get('em'))} / {_fig(x.get('f1'))}",
-                     _fig(r.get("abstained")), _fig(x.get("abstained"))])
+                     f"{_fig(z.get('em'))} / {_fig(z.get('f1'))}", _fig(r.get("abstained")), _fig(x.get("abstained"))])
     un_r, un_x = held.get("rules/unanswerable", {}), held.get("learned/unanswerable", {})
-    rows.append(["unanswerable (held back)", str(un_x.get("n")), "-", "-", "-", "-", "-", _fig(un_r.get("abstained")),
+    rows.append(["unanswerable (held back)", str(un_x.get("n")), "-", "-", "-", "-", "-", "-", _fig(un_r.get("abstained")),
                  _fig(un_x.get("abstained"))])
     aug = figures.get("augmentation", {})
     aug_rows = [["trained on (logistic ranker)", *wordings]] + [[k, *(_fig(v.get(w)) for w in wordings)] for k, v in aug.items()]
@@ -83,8 +84,13 @@ Retrain with `make reader` (`python -m rag.answer.train`, seed {info.get('seed')
 - Threshold {model.threshold}: {info.get('threshold_rule')}. On the held-back rows: false abstention
   {_fig(a.get('false_abstention'))}, abstention on unanswerable {_fig(a.get('abstention'))}, precision of abstentions
   {_fig(a.get('precision'))}.
-- Short answer: the rule reader's typed span of the chosen sentence (`LearnedReader._short_answer`); descriptive
-  questions are answered with the sentence, so SQuAD exact match is low for every reader here.
+- Short answer (`LearnedReader._short_answer`): for a typed question whose chosen sentence holds a span of the
+  asked type (the rule reader's span finder), the span ranker's best span of that sentence (rag/answer/model/
+  spans.json, SPANS.md); the rule reader's span ordering when the span model is missing. Descriptive questions
+  are answered with the sentence, so SQuAD exact match is low for every reader here. Rows `learned-rule-spans`
+  below: the same reader with the rule span instead of the span ranker.
+- Follow-up gate margin: `ReaderConfig.learned_followup_margin` (probability units; chosen on the dev
+  conversations, docs/eval.md).
 
 ## Figures on the held-out articles
 "Right sentence quoted first" (an abstention counts as wrong), short-answer exact match / F1 (SQuAD

@@ -143,7 +143,10 @@ class LearnedReader:
             return ""
         ranker = self._spans_model()
         if ranker is not None:
-            ranked = ranker.rank(query, sentence.text)  # cached per sentence: parse and span vectors once
+            # cached per sentence: parse and span vectors once. Only spans of the asked type (those overlapping a
+            # typed span the rule finder gives): a noun chunk is no answer to "how much"
+            ranked = [r for r in ranker.rank(query, sentence.text)
+                      if any(r.start < s.end and s.start < r.end for s in spans)]
             if ranked:
                 return ranked[0].text
         if query.answer_type == NUMBER and query.measured:
