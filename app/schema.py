@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.service import MAX_HISTORY
 from rag.types import Answer, Claim, Conflict, Quote, Retrieved
 
-Mode = Literal["extractive", "llm"]  # rag.config.ANSWER_MODES; the schema test checks they agree
+Mode = Literal["auto", "extractive", "llm"]  # rag.config.ANSWER_MODES; the schema test checks they agree
 
 _QUOTE = {
     "n": 1, "article_id": "001_532b7867ba6e277e.txt", "title": "North Korean troops in Russia",
