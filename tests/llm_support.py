@@ -78,6 +78,8 @@ def reply_for(model: str, user: str) -> str:
         return first_sentence_reply(user)
     if model == "liar":
         return lying_reply(user)
+    if model == "dunno":
+        return "The articles do not say."
     return "I think it is somewhere in Europe."
 
 
