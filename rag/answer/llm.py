@@ -30,8 +30,8 @@ from rag.answer.guard import Guarded, guard, settled_end
 from rag.answer.local_model import llama_cpp_available, load_llama_cpp, load_transformers, packaged_gguf
 from rag.config import PROJECT_ROOT, Settings
 from rag.errors import LlmError, PromptError
-from rag.text import words
 from rag.protocols import Reader
+from rag.text import words
 from rag.types import Answer, Claim, Conflict, Passage, Query, Quote
 
 PROMPTS_DIR = PROJECT_ROOT / "prompts"
