@@ -76,7 +76,7 @@ class Settings:
     llm_runtime: str = "auto"
     llm_timeout: int = 60  # seconds per generation
     llm_max_tokens: int = 120
-    llm_passages: int = 3  # how many of the retrieved passages the model is shown
+    llm_passages: int = 3  # how many sentence windows (a best sentence with its neighbours) the model reads
 
     def __post_init__(self) -> None:
         for name in ("embed_batch_size", "chunk_max_chars", "top_k", "max_quotes", "max_question_chars",

@@ -111,8 +111,7 @@ def test_a_quote_without_the_asked_kind_is_not_an_answer(assistant: Assistant) -
         query = analyse(question)
         passages = assistant.retriever.retrieve(question)
         quotes = _sentences(passages)
-        with_kind = [q for q in quotes if any(not s.weak and (kind != PERSON or s.preferred)
-                                              for s in candidates(q.text, kind, query.head_noun))]
+        with_kind = [q for q in quotes if any(not s.weak for s in candidates(q.text, kind, query.head_noun))]
         without = [q for q in quotes if q not in with_kind]
         assert with_kind and without
         verdict = llm_judge.judge(query, without[:1], passages, assistant.reader)

@@ -7,11 +7,13 @@ Three jobs around `rag.answer.llm.LlmReader`, none of which calls the model itse
   whose chunk is a run of whole sentences of the original chunk at their absolute offsets, so the guard's
   quotes stay verbatim spans of the article.
 - **judge**: a model answer that passed the guard still has to answer the asked kind of question: a typed
-  question ("who", "how many", "when", "where", "which agency") needs a span of that kind in its quotes, found
+  question ("who", "how many", "when", "where", "which agency") needs a span of that kind in its quoted sentences, found
   by the same span finder the rule reader uses (`rag.answer.spans.candidates`, spaCy entities and the figure
   patterns), and the quoted sentences must be about the question's subject by the rule reader's own measure,
   `Reader.confidence(query, passages)` over the quoted sentences alone (dense encoder similarity plus term
-  coverage). The threshold is `JUDGE_MIN_SUPPORT`, chosen by measurement (docs/llm.md). No word lists.
+  coverage), at least `JUDGE_MIN_SUPPORT`, and `JUDGE_STRONG_SUPPORT` when the rule reader, reading the quoted
+  sentences alone, abstains (its existing gates: the counted noun, the question's names). Thresholds chosen by
+  measurement (docs/llm.md). No word lists.
 - **choose**: when the model's answer is dropped, the model may be asked once more to pick one of the best
   few sentences by number (`prompts/choose.txt`); `chosen_answer` turns that number into an answer.
 """
@@ -23,7 +25,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rag.answer.kinds import DESCRIPTION, PERSON
+from rag.answer.kinds import DESCRIPTION
 from rag.answer.spans import candidates
 from rag.protocols import Reader
 from rag.text import terms
@@ -35,6 +37,10 @@ CHOOSE_COUNT = 4  # sentences offered to the model in the second try
 # dev question sets (docs/llm.md), far below the rule reader's own answer gate (0.85): the model is there to
 # read wordings the rules do not, so only quotes that share almost nothing with the question fail it.
 JUDGE_MIN_SUPPORT = 0.55
+# A quote the rule reader itself refuses to answer from (its gates on the quoted sentences alone: support, the
+# counted noun of "how many X", the names of the question) needs this much support to stand: on the dev sets
+# every unanswerable question's model answer was such a quote below it, every right answer above it.
+JUDGE_STRONG_SUPPORT = 1.0
 _DONT_KNOW = re.compile(r"\bthe articles do(?: not|n['’]t) say\b", re.IGNORECASE)  # the reply prompts/ ask for
 
 
@@ -115,23 +121,29 @@ class Verdict:
     why: str
     support: float
     kind_ok: bool
+    rules_refuse: bool = False
 
 
 def judge(query: Query, quotes: Sequence[Quote], passages: Sequence[Passage], reader: Reader | None,
-          min_support: float = JUDGE_MIN_SUPPORT) -> Verdict:
-    """Judge the guarded answer's `quotes` (found in `passages`) against the question."""
+          min_support: float = JUDGE_MIN_SUPPORT, strong_support: float = JUDGE_STRONG_SUPPORT) -> Verdict:
+    """Judge the guarded answer's `quotes` (found in `passages`) against the question: the asked kind in them,
+    support of at least `min_support`, and `strong_support` when the rule reader refuses the quoted sentences."""
     kind = query.answer_type
-    kind_ok = kind == DESCRIPTION or any(
-        not span.weak and (kind != PERSON or span.preferred)
-        for q in quotes for span in candidates(q.text, kind, query.head_noun))
     found = evidence(quotes, passages)
+    # the kind is looked for in the whole sentences quoted (spaCy tags a name better in its sentence than in a
+    # fragment cut from it), or in the quotes themselves when they lie in no given passage
+    texts = [p.chunk.text for p in found] or [q.text for q in quotes]
+    # a name for "who" as the rule reader takes one (spaCy's small model misses many PERSON tags, so the
+    # capitalised-name pattern counts too); a nationality ("North Korean") is not a name
+    kind_ok = kind == DESCRIPTION or any(not span.weak for text in texts for span in candidates(text, kind, query.head_noun))
     support = reader.confidence(query, found) if reader is not None and found else 2.0
+    refuse = bool(reader is not None and found and reader.read(query, found).abstained)
     if not kind_ok:
-        return Verdict(False, f"its quotes hold no {kind} for this question", support, kind_ok)
-    if support < min_support:
-        return Verdict(False, f"its quotes are not about what was asked (support {support:.2f} < {min_support})",
-                       support, kind_ok)
-    return Verdict(True, "", support, kind_ok)
+        return Verdict(False, f"its quotes hold no {kind} for this question", support, kind_ok, refuse)
+    if support < min_support or (refuse and support < strong_support):
+        return Verdict(False, f"its quotes are not about what was asked (support {support:.2f})", support, kind_ok,
+                       refuse)
+    return Verdict(True, "", support, kind_ok, refuse)
 
 
 def says_dont_know(text: str) -> bool:
