@@ -187,7 +187,7 @@ CONDENSE_SECONDS = 15  # a follow-up's rewrite is short; it never holds the answ
 # that passes the guard but not the judge (rag.answer.llm_judge): an abstention, or the same second chance.
 FALLBACKS = ("extractive", "repair", "choose")
 ON_JUDGED = ("abstain", "fallback")
-DEFAULT_FALLBACK, DEFAULT_ON_JUDGED = "extractive", "abstain"  # by measurement: docs/llm.md
+DEFAULT_FALLBACK, DEFAULT_ON_JUDGED = "extractive", "fallback"  # by measurement: docs/llm.md
 
 
 class LlmReader:
