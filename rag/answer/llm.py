@@ -298,7 +298,9 @@ class LlmReader:
                     continue
                 settled = end
                 draft = guard(text[:end], shown)
-                if not draft.failed and draft.text != drafted:
+                # a draft is shown only when the judge would keep it: what it refuses is never shown as an answer
+                if not draft.failed and draft.text != drafted and llm_judge.judge(
+                        query, draft.quotes, shown, self.judge, self.min_support).ok:
                     drafted = draft.text
                     yield _as_llm_answer(fallback, draft, notes=())
         except Exception as exc:  # timeout, connection, server or decoding error: the user still gets an answer
