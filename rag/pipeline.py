@@ -67,6 +67,7 @@ class Assistant:
         self.forms = FormAnswerer(encoder, index, self._retrieve, settings.max_quotes)
         self._answered_cache: dict[tuple, Turn] = {}
         self._cache_lock = threading.Lock()
+        self._model_at_hand: bool | None = None  # answer_mode "auto": asked once
 
     @classmethod
     def from_settings(cls, settings: Settings, *, encoder: Encoder | None = None, progress: Progress | None = None,
@@ -97,7 +98,7 @@ class Assistant:
         def llm_factory() -> StreamingReader:
             from rag.answer.llm import LlmReader
 
-            return LlmReader(settings)
+            return LlmReader(settings, judge=reader)
 
         return cls(settings, index=index, encoder=encoder, retriever=retriever, reader=reader, llm_factory=llm_factory)
 
@@ -105,7 +106,7 @@ class Assistant:
         """Answer `question`; `history` holds the earlier turns of the same chat, oldest first, with their answers
         where the caller has them (a bare string is a question whose answer is not known: see `_answered`).
 
-        `mode` ("extractive" or "llm") overrides `settings.answer_mode` for this question."""
+        `mode` ("auto", "extractive" or "llm") overrides `settings.answer_mode` for this question."""
         *_, last = self.ask_stream(question, history, mode)
         return last.answer
 
@@ -117,9 +118,7 @@ class Assistant:
 
         A bad question raises (QuestionError, SettingsError) on the first step, before anything is yielded."""
         started = time.perf_counter()
-        mode = mode or self.settings.answer_mode
-        if mode not in ANSWER_MODES:
-            raise SettingsError(f"answer mode must be one of {', '.join(ANSWER_MODES)}, got {mode!r}")
+        mode = self.answer_mode(mode)
         turns = conversation.as_turns(history)
         query, passages = self._read_question(question, turns)
         if mode == "llm" and query.is_followup:  # the same gate: only a question read with its history is condensed
@@ -152,6 +151,23 @@ class Assistant:
             "total_ms": round((done - started) * 1000, 2),
         }
         yield StreamEvent(dataclasses.replace(answer, timings=timings), final=True)
+
+    def answer_mode(self, mode: str | None = None) -> str:
+        """The mode a question is answered in: `mode`, else `settings.answer_mode`, with "auto" made "llm" when a
+        language model is at hand (one given to this assistant, llm_base_url or llm_path set, or the packaged
+        model installed: told without loading it) and "extractive" otherwise."""
+        mode = mode or self.settings.answer_mode
+        if mode not in ANSWER_MODES:
+            raise SettingsError(f"answer mode must be one of {', '.join(ANSWER_MODES)}, got {mode!r}")
+        if mode != "auto":
+            return mode
+        if self._model_at_hand is None:
+            from rag.answer.local_model import packaged_installed
+
+            s = self.settings
+            configured = bool(s.llm_base_url or s.llm_path or packaged_installed())
+            self._model_at_hand = self._llm is not None or (self._llm_factory is not None and configured)
+        return "llm" if self._model_at_hand else "extractive"
 
     def _retrieve(self, text: str) -> tuple[Passage, ...]:
         passages = self.retriever.retrieve(text)
