@@ -57,3 +57,36 @@ def is_heading(text: str, start: int, end: int) -> bool:
 def warm_up() -> None:
     """Load the parser now (call it in a thread while other things load)."""
     _nlp()
+
+
+
+_NOT_PLACES = ("DATE", "TIME", "CARDINAL", "MONEY", "PERCENT", "ORDINAL", "QUANTITY")
+_CLAUSES = ("ROOT", "advcl", "xcomp", "ccomp", "relcl", "acl")
+
+
+def verb_phrases(sentence: str, asked: set[str]) -> list[tuple[int, int]]:
+    """Character offsets, in `sentence`, of the noun phrases governed through a preposition by a verb of the
+    question (its stem in `asked`): "sent … around the Kursk region", "measure phosphorus at twelve stations",
+    where a place question's verb put its object. The verb is found in the sentence, whose parse is surer than
+    a lower-case question's; a clause head the tagger took for a noun ("training at Russian bases") counts. The
+    phrase is the noun with its left modifiers, without a leading article; a date or a figure is not a place."""
+    from rag.text import terms
+
+    if not asked:
+        return []
+    doc = parse(sentence)
+    out = []
+    for verb in doc:
+        if not (verb.pos_ == "VERB" or verb.dep_ in _CLAUSES) or not set(terms(verb.text)) & asked:
+            continue
+        for prep in verb.children:
+            if prep.dep_ not in ("prep", "dative"):
+                continue
+            for noun in prep.children:
+                if noun.dep_ != "pobj" or noun.pos_ not in ("NOUN", "PROPN") or noun.ent_type_ in _NOT_PLACES:
+                    continue
+                first = noun.left_edge.i
+                while first < noun.i and doc[first].pos_ in ("DET", "PRON", "PART", "PUNCT"):
+                    first += 1
+                out.append((doc[first].idx, noun.idx + len(noun.text)))
+    return out
