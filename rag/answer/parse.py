@@ -46,7 +46,7 @@ def is_heading(text: str, start: int, end: int) -> bool:
     around it) that starts with a word character and ends without sentence punctuation. Headings stay in
     the index as context and titles, but are never quoted as an answer. A line that starts with a dash or a
     quotation mark (an attribution line, "– Institute for the Study of War") is not a heading."""
-    sentence = text[start:end].strip()
+    sentence = text[start:end].strip().lstrip("#").strip()  # a Markdown heading ("# Schools reopen") too
     if not sentence or not sentence[0].isalnum() or sentence[-1] in ".!?:;\"”’)…":
         return False
     before = text[:start].rstrip(" \t")
