@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from rag.answer.config import ReaderConfig
 from rag.answer.kinds import DATE, DESCRIPTION, DURATION, NUMBER, ORG, PERSON, PLACE
-from rag.answer.parse import is_heading, verb_phrases
+from rag.answer.parse import is_heading, stranded_preposition, verb_phrases
 from rag.answer.question import ROLE_NOUNS
 from rag.answer.spans import Span, candidates, counted_noun, number_value
 from rag.text import bm25_idf, terms, words
@@ -203,7 +203,8 @@ class RuleReader:
         spans = [s for s in candidates(candidate.text, query.answer_type, query.head_noun) if not _echoes(s.text, asked)]
         attached: set[tuple[int, int]] = set()
         if query.answer_type == PLACE:  # -- hook: where the question's verb put it, by the parse --
-            for b, e in verb_phrases(candidate.text, {t for t, _ in query.weights}):
+            for b, e in verb_phrases(candidate.text, {t for t, _ in query.weights},
+                                       stranded_preposition(query.resolved)):
                 if _echoes(candidate.text[b:e], asked):
                     continue
                 inside = [s for s in spans if s.start < e and b < s.end]

@@ -349,6 +349,9 @@ def _description(doc: Any, stems: set[str]) -> str:
     if head.dep_ == "appos" and head.head.pos_ in ("NOUN", "PROPN"):  # "the city's mayor, Helena Vasquez"
         noun = head.head  # "press secretary Maj Gen Pat Ryder": the title chain the name is in apposition to
         return doc[noun.left_edge.i : noun.i + 1].text.strip(" ,")
+    clause = next((c for c in head.children if c.dep_ == "relcl" and any(is_wh(g) for g in c.children)), None)
+    if clause is not None:  # "Dr. Ines Moravec, who leads the institute's monitoring team"
+        return _span(doc, clause)
     entity = next((e for e in doc.ents if e.start <= head.i < e.end and e.label_ == "PERSON"), None)
     if entity is not None:  # the title chain written before the name: "U.S. Defense Secretary Lloyd Austin"
         first = entity.start

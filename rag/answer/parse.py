@@ -64,12 +64,21 @@ _NOT_PLACES = ("DATE", "TIME", "CARDINAL", "MONEY", "PERCENT", "ORDINAL", "QUANT
 _CLAUSES = ("ROOT", "advcl", "xcomp", "ccomp", "relcl", "acl")
 
 
-def verb_phrases(sentence: str, asked: set[str]) -> list[tuple[int, int]]:
+def stranded_preposition(question: str) -> str:
+    """The preposition a question leaves without its object ("Where were they evacuated from?" -> "from"): the
+    one whose object is what is asked; "" when there is none."""
+    doc = parse(question)
+    return next((t.lower_ for t in doc if t.pos_ == "ADP" and t.dep_ in ("prep", "prt") and not any(
+        c.dep_ == "pobj" for c in t.children)), "")
+
+
+def verb_phrases(sentence: str, asked: set[str], preposition: str = "") -> list[tuple[int, int]]:
     """Character offsets, in `sentence`, of the noun phrases governed through a preposition by a verb of the
     question (its stem in `asked`): "sent … around the Kursk region", "measure phosphorus at twelve stations",
     where a place question's verb put its object. The verb is found in the sentence, whose parse is surer than
     a lower-case question's; a clause head the tagger took for a noun ("training at Russian bases") counts. The
-    phrase is the noun with its left modifiers, without a leading article; a date or a figure is not a place."""
+    phrase is the noun with its left modifiers, without a leading article; a date or a figure is not a place.
+    With `preposition` (the question's stranded one), only phrases governed through that preposition."""
     from rag.text import terms
 
     if not asked:
@@ -80,7 +89,7 @@ def verb_phrases(sentence: str, asked: set[str]) -> list[tuple[int, int]]:
         if not (verb.pos_ == "VERB" or verb.dep_ in _CLAUSES) or not set(terms(verb.text)) & asked:
             continue
         for prep in verb.children:
-            if prep.dep_ not in ("prep", "dative"):
+            if prep.dep_ not in ("prep", "dative") or (preposition and prep.lower_ != preposition):
                 continue
             for noun in prep.children:
                 if noun.dep_ != "pobj" or noun.pos_ not in ("NOUN", "PROPN") or noun.ent_type_ in _NOT_PLACES:
