@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from rag.answer.config import ReaderConfig
 from rag.answer.kinds import DATE, DESCRIPTION, DURATION, NUMBER, ORG, PERSON, PLACE
-from rag.answer.parse import is_heading, stranded_preposition, verb_phrases
+from rag.answer.parse import is_attribution, is_heading, stranded_preposition, verb_phrases
 from rag.answer.question import ROLE_NOUNS
 from rag.answer.spans import Span, candidates, counted_noun, number_value
 from rag.text import bm25_idf, terms, words
@@ -45,6 +45,7 @@ class Candidate:
     rank: int
     own_coverage: float = 0.0  # coverage by the sentence's own words, neighbours not counted
     context: frozenset[str] = frozenset()  # terms of the title and the neighbouring sentences
+    attribution: bool = False  # a line that only names a source ("– Institute for the Study of War")
 
     @property
     def score(self) -> float:
@@ -147,7 +148,9 @@ class RuleReader:
                 return dataclasses.replace(typed, retrieved=retrieved)
             if query.answer_type == NUMBER and query.measured:
                 return self._abstain(query, pool, retrieved)
-        return self._describe(query, best, near, retrieved)
+        # -- hook: an attribution line names a speaker for the typed answers above; it is never the answer --
+        best = next((c for c in pool if not c.attribution), best)
+        return self._describe(query, best, [c for c in near if not c.attribution], retrieved)
 
     # -- scoring -----------------------------------------------------------------------------------
     def _candidates(self, query: Query, passages: tuple[Passage, ...]) -> list[Candidate]:
@@ -175,6 +178,7 @@ class RuleReader:
                 candidate = Candidate(
                     chunk.article_id, passage.title, start, end, chunk.text[start - chunk.start : end - chunk.start],
                     dense, coverage, matched, passage.rank, own_cover, frozenset(context),
+                    is_attribution(chunk.text, start - chunk.start, end - chunk.start),
                 )
                 if key not in seen or seen[key].score < candidate.score:
                     seen[key] = candidate

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.answer.parse import is_heading, is_wh, parse
+from rag.answer.parse import is_attribution, is_heading, is_wh, parse
 from rag.chunk import split_sentences
 from rag.protocols import Encoder, SearchIndex
 from rag.text import terms
@@ -99,6 +99,7 @@ class FormAnswerer:
         self.retrieve = retrieve
         self.max_quotes = max_quotes
         self._vectors: dict[str, np.ndarray] = {}
+        self._credits: dict[tuple[str, int], str] = {}  # attribution lines seen, by (article id, start)
         self._lock = threading.Lock()
 
     def answer(self, query: Query, passages: tuple[Passage, ...], read: Answer) -> Answer | None:
@@ -127,6 +128,9 @@ class FormAnswerer:
             for i, (start, end) in enumerate(chunk.sentences):
                 key = (chunk.article_id, start)
                 if key in seen or is_heading(chunk.text, start - chunk.start, end - chunk.start):
+                    continue
+                if is_attribution(chunk.text, start - chunk.start, end - chunk.start):
+                    self._credits[key] = chunk.text[start - chunk.start : end - chunk.start]
                     continue
                 seen.add(key)
                 dense = passage.sentence_scores[i] if i < len(passage.sentence_scores) else 0.0
@@ -169,11 +173,15 @@ class FormAnswerer:
             doc = parse(text)
             # "He estimated the losses … and asked …" after a sentence in which Halloran spoke: still Halloran
             goes_on = any(a == passage.chunk.article_id and 0 <= start - e <= 3 for a, e in spoke)
-            if _speaks(doc, speaker) or (goes_on and _speaks(doc, set(), pronoun=True)):
+            # a quotation whose attribution line, right under it, names X
+            credited = any(a == passage.chunk.article_id and 0 <= b - end <= 3 and any(
+                _name_match(x, t) for x in speaker for t in terms(line)) for (a, b), line in self._credits.items())
+            if _speaks(doc, speaker) or credited or (goes_on and _speaks(doc, set(), pronoun=True)):
                 spoke.add((passage.chunk.article_id, end))
                 on_topic = any(_name_match(a, t) for a in about for t in terms(text)) if about else True
                 # the question's own verb ("asked … for") in the sentence: what was asked is said there
-                verb = any(t.pos_ == "VERB" and t.lemma_.lower() == asked for t in doc)
+                # (a credited quotation is X's own words: as good)
+                verb = credited or any(t.pos_ == "VERB" and t.lemma_.lower() == asked for t in doc)
                 found.append((not on_topic, not verb, -dense, passage, start, end, text))
         if not found:
             return None

@@ -54,6 +54,21 @@ def is_heading(text: str, start: int, end: int) -> bool:
     return (not before or before.endswith("\n")) and (not after or after.startswith("\n")) and len(sentence.split()) <= 20
 
 
+def is_attribution(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end] is an attribution line: a whole line that opens with a dash and has no verb
+    ("– Institute for the Study of War" under a quotation). It names who said the quotation above it; it is
+    never quoted as an answer itself."""
+    import unicodedata
+
+    sentence = text[start:end].strip()
+    if not sentence or unicodedata.category(sentence[0]) != "Pd":
+        return False
+    before, after = text[:start].rstrip(" \t"), text[end:].lstrip(" \t")
+    if not ((not before or before.endswith("\n")) and (not after or after.startswith("\n"))):
+        return False
+    return not any(t.pos_ in ("VERB", "AUX") for t in parse(sentence))
+
+
 def warm_up() -> None:
     """Load the parser now (call it in a thread while other things load)."""
     _nlp()
