@@ -83,8 +83,8 @@ def stranded_preposition(question: str) -> str:
     """The preposition a question leaves without its object ("Where were they evacuated from?" -> "from"): the
     one whose object is what is asked; "" when there is none."""
     doc = parse(question)
-    return next((t.lower_ for t in doc if t.pos_ == "ADP" and t.dep_ in ("prep", "prt") and not any(
-        c.dep_ == "pobj" for c in t.children)), "")
+    return next((t.lower_ for t in doc if t.pos_ == "ADP" and t.dep_ in ("prep", "prt") and all(
+        is_wh(c) for c in t.children if c.dep_ == "pobj")), "")  # no object, or the wh-word itself ("Where … from")
 
 
 def verb_phrases(sentence: str, asked: set[str], preposition: str = "") -> list[tuple[int, int]]:
