@@ -369,8 +369,13 @@ def eval_command(ctx: click.Context, questions_file: Path | None, json_out: Path
     if reader_set:  # the eval command composes the rule reader itself when a threshold is overridden
         from rag.answer.extractive import RuleReader
 
-        assistant.reader = RuleReader(assistant.index.doc_freq, assistant.index.num_chunks, settings.max_quotes,
-                                      reader_config)
+        rules = RuleReader(assistant.index.doc_freq, assistant.index.num_chunks, settings.max_quotes, reader_config)
+        if settings.reader == "learned":
+            from rag.answer.learned import LearnedReader
+
+            assistant.reader = LearnedReader(rules)
+        else:
+            assistant.reader = rules
     bar = tqdm(total=len(qset.questions), unit="q", file=sys.stderr, dynamic_ncols=True, desc="Evaluating")
     try:
         if as_chat:

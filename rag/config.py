@@ -29,6 +29,7 @@ LLM_RUNTIMES = ("auto", "llama-cpp", "transformers")
 INDEX_BACKENDS = ("local", "postgres")
 RATE_LIMIT_KEYS = ("address", "token")
 QUERY_ENCODERS = ("onnx", "torch")
+READERS = ("learned", "rules")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,10 @@ class Settings:
     # Where the chat's thumbs up/down go, as a question set `rag eval` replays; empty = no feedback buttons.
     feedback_file: str = ""
 
+    # Who reads the passages in extractive mode (rag/answer/): "rules" (hand-set, rag.answer.extractive) or "learned"
+    # (trained from SQuAD by `make reader`, rag.answer.learned; the rules are its features and its fallback).
+    reader: str = "rules"
+
     # The optional language-model answer mode (rag/llm.py); "extractive" needs none of these.
     answer_mode: str = "extractive"
     llm_base_url: str = ""  # an OpenAI-compatible server: vLLM, llama.cpp server, Ollama, a hosted API
@@ -96,6 +101,8 @@ class Settings:
             raise SettingsError(f"llm_runtime must be one of {', '.join(LLM_RUNTIMES)}, got {self.llm_runtime!r}")
         if self.answer_mode not in ANSWER_MODES:
             raise SettingsError(f"answer_mode must be one of {', '.join(ANSWER_MODES)}, got {self.answer_mode!r}")
+        if self.reader not in READERS:
+            raise SettingsError(f"reader must be one of {', '.join(READERS)}, got {self.reader!r}")
         if self.query_encoder not in QUERY_ENCODERS:
             raise SettingsError(f"query_encoder must be one of {', '.join(QUERY_ENCODERS)}, got {self.query_encoder!r}")
         if not str(self.embed_model).strip():

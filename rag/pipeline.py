@@ -97,7 +97,11 @@ class Assistant:
                 thread.join(timeout=60)
             raise
         retriever = HybridRetriever(index, encoder, settings.top_k)
-        reader = RuleReader(index.doc_freq, index.num_chunks, settings.max_quotes, ReaderConfig())
+        reader: Reader = RuleReader(index.doc_freq, index.num_chunks, settings.max_quotes, ReaderConfig())
+        if settings.reader == "learned":
+            from rag.answer.learned import LearnedReader
+
+            reader = LearnedReader(reader)
 
         def llm_factory() -> StreamingReader:
             from rag.answer.llm import LlmReader

@@ -219,19 +219,26 @@ def _typed_spans(sentence: str, kind: str) -> list[Span]:
             start, end = _trim(sentence, start, end)
             spans.append(Span(start, end, sentence[start:end], preferred=label in _LABELS[kind], weak=label == "NORP"))
     if kind in (ORG, PERSON):
-        for m in _ORG_NAME.finditer(sentence):
-            start, end = m.start(), m.end()
-            owner = max(sentence.rfind("’s ", start, end), sentence.rfind("'s ", start, end))
-            if owner >= 0:  # "South Korea's National Intelligence Service": the service is the name
-                start = owner + 3
-            start, end = _trim(sentence, start, end)
-            if start >= end or sentence[start:end].split(" ")[0].lower() in stopwords():
-                continue
+        for start, end in _org_names(sentence):
             overlapping = [s for s in spans if s.start < end and start < s.end]
             if not any(s.preferred and s.start <= start and end <= s.end for s in overlapping):
                 spans = [s for s in spans if s not in overlapping]
                 spans.append(Span(start, end, sentence[start:end], preferred=kind == ORG))
     return sorted(spans, key=lambda s: s.start)
+
+
+def _org_names(sentence: str) -> list[tuple[int, int]]:
+    """Capitalised names ending in an organisation's word, found by their shape (the small model misses many)."""
+    out = []
+    for m in _ORG_NAME.finditer(sentence):
+        start, end = m.start(), m.end()
+        owner = max(sentence.rfind("’s ", start, end), sentence.rfind("'s ", start, end))
+        if owner >= 0:  # "South Korea's National Intelligence Service": the service is the name
+            start = owner + 3
+        start, end = _trim(sentence, start, end)
+        if start < end and sentence[start:end].split(" ")[0].lower() not in stopwords():
+            out.append((start, end))
+    return out
 
 
 def _is_part_of_word(sentence: str, end: int) -> bool:
@@ -289,3 +296,68 @@ def _parse_one(text: str) -> float | None:
         else:
             return None
     return total + (current or 0)
+
+
+# -- every candidate with its labels, for the learned span ranker (rag.answer.span_model) -----------------
+_parser_pipeline = None  # the pipeline with its dependency parser, set once by _parser_nlp
+
+
+def _parser_nlp():  # -> spacy Language
+    global _parser_pipeline
+    if _parser_pipeline is None:
+        with _load_lock:
+            if _parser_pipeline is None:
+                from rag.embed.heavy import load_spacy_pipeline
+
+                _parser_pipeline = load_spacy_pipeline(parser=True)
+    return _parser_pipeline
+
+
+@functools.lru_cache(maxsize=2048)
+def parse(sentence: str):  # -> spacy.tokens.Doc
+    """`sentence` through the pipeline with the dependency parser (tagger, parser, entities). Read-only."""
+    with _nlp_lock:
+        return _parser_nlp()(sentence)
+
+
+@dataclass(frozen=True, slots=True)
+class Labelled:
+    """A candidate span with where it came from: "figure", "duration", "orgname", "chunk", "ent:<spaCy label>"."""
+
+    start: int
+    end: int
+    text: str
+    labels: tuple[str, ...]
+
+
+def all_candidates(sentence: str) -> list[Labelled]:
+    """Every span of `sentence` that could be a short answer, whatever is asked, in sentence order: figures
+    with their units and durations (our patterns), spaCy's entities, organisation names by their shape, and
+    noun chunks (with and without a leading determiner or owner). A span found several ways carries each label."""
+    doc = parse(sentence)
+    found: dict[tuple[int, int], list[str]] = {}
+
+    def add(start: int, end: int, label: str) -> None:
+        while start < end and sentence[start].isspace():
+            start += 1
+        while end > start and sentence[end - 1] in " ,;:":
+            end -= 1
+        if start < end and label not in found.setdefault((start, end), []):
+            found[(start, end)].append(label)
+
+    for span in _typed_spans(sentence, NUMBER):
+        add(span.start, span.end, "figure")
+    for span in _typed_spans(sentence, DURATION):
+        add(span.start, span.end, "duration")
+    for ent in doc.ents:
+        add(*_trim(sentence, ent.start_char, ent.end_char), "ent:" + ent.label_)
+    for start, end in _org_names(sentence):
+        add(start, end, "orgname")
+    for chunk in doc.noun_chunks:
+        if chunk.root.pos_ == "PRON":
+            continue  # "it", "they": a pointer, never an answer
+        add(chunk.start_char, chunk.end_char, "chunk")
+        first = next((i for i, t in enumerate(chunk) if t.dep_ not in ("det", "poss", "case", "predet")), 0)
+        if first:  # "the Kursk region" -> "Kursk region", "its decision" -> "decision"
+            add(chunk[first].idx, chunk.end_char, "chunk")
+    return [Labelled(s, e, sentence[s:e], tuple(labels)) for (s, e), labels in sorted(found.items())]

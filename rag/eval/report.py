@@ -127,7 +127,8 @@ def _reader_line(settings: Mapping[str, Any]) -> str:
     if not config:
         return ""
     values = ", ".join(f"{k} {v}" for k, v in config.items() if k != "pos_weights")
-    return f"- reader `{reader.get('name')}`: {values}; pos_weights {config.get('pos_weights')}"
+    model = f" (model {reader['model_version']})" if reader.get("model_version") else ""
+    return f"- reader `{reader.get('name')}`{model}: {values}; pos_weights {config.get('pos_weights')}"
 
 
 def _grid(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -166,6 +167,10 @@ def render_table(report: Mapping[str, Any]) -> str:
     if overall.get("errors"):
         errs = [f"{q['id']} ({q['metrics']['error']})" for q in report["questions"] if q["metrics"].get("error")]
         parts.append(f"Refused by the pipeline: {'; '.join(errs)}")
+    reader = report.get("settings", {}).get("reader") or {}
+    if reader.get("name"):
+        model = f", model {reader['model_version']}" if reader.get("model_version") else ""
+        parts.append(f"Reader: {reader['name']}{model}")
     parts.extend(f"Note: {n}" for n in report.get("notes", ()))
     return "\n".join(parts)
 

@@ -339,6 +339,8 @@ def _reader_settings(assistant: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"name": getattr(reader, "name", type(reader).__name__)}
     if config is not None and hasattr(config, "to_dict"):
         out["config"] = config.to_dict()
+    if isinstance(getattr(reader, "version", None), str):  # the learned reader's model version
+        out["model_version"] = reader.version
     return out
 
 
