@@ -23,7 +23,7 @@ from rag.errors import LlmError, QuestionError, SettingsError
 from rag.index.factory import Progress, open_search_index
 from rag.protocols import Encoder, Reader, Reranker, Retriever, SearchIndex, StreamingReader
 from rag.retrieve.hybrid import HybridRetriever
-from rag.text import quote_is_verbatim, terms
+from rag.text import quote_is_verbatim, terms, words
 from rag.types import Answer, Passage, Query, Quote, StreamEvent, Turn
 
 _ANSWERED_CACHE = 512  # earlier turns answered for callers that sent only their questions (see _answered)
@@ -41,6 +41,15 @@ def _in_background(load: Callable[[], None]) -> threading.Thread:
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread
+
+
+def _abstained(answer: Answer, missing: list[str]) -> Answer:
+    """`answer` turned into an abstention: its quotes speak of the earlier turn, not of the follow-up's own
+    words (`missing`); they are kept as related reading."""
+    listed = ", ".join(f"“{w}”" for w in missing[:3])
+    text = f"The articles don't say. The passages found speak of the earlier question, not of {listed}."
+    related = tuple(dataclasses.replace(q, n=i) for i, q in enumerate(answer.quotes[:3], 1))
+    return dataclasses.replace(answer, text=text, abstained=True, quotes=(), related=related, conflicts=())
 
 
 class Assistant:
@@ -135,6 +144,9 @@ class Assistant:
         answered_at = time.perf_counter()
         answer = self.reader.read(query, passages)
         answer = self.forms.answer(query, passages, answer) or answer  # -- seam: the answer forms --
+        if missing := conversation.unsupported(query, answer):  # -- hook: a follow-up answered on borrowed words --
+            answer = _abstained(answer, [w for w in dict.fromkeys(words(query.question)) if terms(w)[:1] and terms(w)[0] in missing]
+                                or missing)
         if mode == "llm":  # the rule reader's answer is the fallback should the model fail or its answer not check out
             # shown at once, before the model is loaded or its lock taken; the model's drafts then replace it
             from rag.answer.llm import EXTRACTIVE_DRAFT_NOTE  # here: extractive questions never import the llm path
