@@ -72,7 +72,8 @@ CSS = """
 
 def _answer_turn(service: Service, turn: Turn, mode: str) -> Iterator[Any]:
     """Answer one turn, updating `turn.bubble` and yielding the answer whose sources the panel shows (None to
-    keep the panel as it is) after each change. In llm mode the extractive answer comes first, at once."""
+    keep the panel as it is) after each change. In llm mode (and auto with a model) the extractive answer comes
+    first, at once."""
     try:
         if mode == "extractive":  # one step, no drafts: asked directly, without the stream's worker thread
             turn.answer = service.ask(turn.question, turn.earlier or turn.history, mode)
@@ -85,7 +86,13 @@ def _answer_turn(service: Service, turn: Turn, mode: str) -> Iterator[Any]:
                 if event.final:
                     turn.answer = event.answer
                     break
-                turn.bubble = render.render_answer(event.answer, streaming=True)
+                # the library's own extractive drafts (shown at once; "waiting for the model") stay provisional: only
+                # the model's guarded sentences are drafts of its answer
+                bubble = render.render_answer(event.answer, streaming=event.answer.mode == "llm",
+                                              provisional=event.answer.mode != "llm")
+                if bubble == turn.bubble:  # the extractive answer again, already shown at once
+                    continue
+                turn.bubble = bubble
                 yield event.answer
             else:  # the library always ends with a final event; this is a bug if reached
                 raise RuntimeError("the answer stream ended without a final answer")
@@ -109,7 +116,7 @@ def _drain(service: Service, base: str, conv: Conversation) -> Iterator[tuple]:
     if token is None:
         yield gr.skip(), gr.skip(), gr.skip()
         return
-    mode = service.settings.answer_mode
+    mode = service.assistant.answer_mode()  # "auto" is "llm" when a model is installed or configured
     try:
         while (turn := conversation.next_turn(conv, token)) is not None:
             yield conversation.messages(conv), gr.skip(), gr.skip()

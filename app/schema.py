@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from app.service import MAX_HISTORY
 from rag.types import Answer, Quote, Retrieved, Turn
 
-Mode = Literal["extractive", "llm"]  # rag.config.ANSWER_MODES; the schema test checks they agree
+Mode = Literal["auto", "extractive", "llm"]  # rag.config.ANSWER_MODES; the schema test checks they agree
 
 
 def model_of(kind: type, name: str, config: ConfigDict | None = None) -> type[BaseModel]:

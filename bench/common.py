@@ -41,7 +41,7 @@ def settings_for(size: str, standin: bool, work: Path = WORK, **changes: object)
     from rag.config import load_settings
 
     model = {"embed_model": STANDIN} if standin else {}
-    return load_settings(config_file=None, environ={}, articles_dir=corpus_dir(size, work),
+    return load_settings(config_file=None, environ={}, answer_mode="extractive", articles_dir=corpus_dir(size, work),
                          index_dir=index_dir(size, standin, work), **model, **changes)
 
 

@@ -57,7 +57,7 @@ def main() -> int:
     work.chmod(0o755)
     articles = corpus_dir(str(args.n), work)
     model = {} if args.real else {"embed_model": STANDIN}
-    settings = load_settings(config_file=None, environ={}, articles_dir=articles, index_dir=work / "index", **model)
+    settings = load_settings(config_file=None, environ={}, answer_mode="extractive", articles_dir=articles, index_dir=work / "index", **model)
     encoder = Embedder(settings.embed_model) if args.real else HashEmbedder()
     out: dict[str, dict] = {}
     started = time.perf_counter()

@@ -33,7 +33,7 @@ import sys
 import rag.index.postgres.build as pb
 from rag.config import load_settings
 pb.BATCH_SENTENCES = 8
-settings = load_settings(config_file=None, environ={}, articles_dir=sys.argv[1], index_backend="postgres",
+settings = load_settings(config_file=None, environ={}, answer_mode="extractive", articles_dir=sys.argv[1], index_backend="postgres",
                          database_url=sys.argv[2])
 report = pb.build_postgres(settings)
 print(len(report.added), len(report.removed), flush=True)
@@ -52,7 +52,7 @@ def main() -> int:
     try:
         shutil.copytree(ROOT / "articles", work / "articles")
         url = server.url()
-        settings = load_settings(config_file=None, environ={}, articles_dir=work / "articles", index_backend="postgres",
+        settings = load_settings(config_file=None, environ={}, answer_mode="extractive", articles_dir=work / "articles", index_backend="postgres",
                                  database_url=url)
         from rag.index.postgres.build import build_postgres
 

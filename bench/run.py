@@ -52,7 +52,7 @@ from rag.config import load_settings
 from rag.index.local import Index
 import numpy, faiss, bm25s  # the libraries any process using the index has loaded anyway
 before = rss()
-settings = load_settings(config_file=None, environ={{}}, articles_dir={articles!r}, index_dir={index!r}, embed_model={model!r})
+settings = load_settings(config_file=None, environ={{}}, answer_mode="extractive", articles_dir={articles!r}, index_dir={index!r}, embed_model={model!r})
 t = time.perf_counter()
 index = Index.load(settings.index_dir, settings)
 seconds = time.perf_counter() - t
@@ -276,7 +276,7 @@ from rag.answer.spans import warm_up
 from rag.embed import encoder_for
 from rag.index.factory import open_search_index
 t1 = time.perf_counter()
-settings = load_settings(auto_build=False)
+settings = load_settings(auto_build=False, answer_mode="extractive")
 index = open_search_index(settings)
 t2 = time.perf_counter()
 encoder = encoder_for(settings)

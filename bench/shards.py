@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     from rag.pipeline import Assistant
 
     work = Path(tempfile.mkdtemp(prefix="ragshards-run-"))
-    base = load_settings(config_file=None, environ={}, articles_dir=args.articles, index_dir=work / "local")
+    base = load_settings(config_file=None, environ={}, answer_mode="extractive", articles_dir=args.articles, index_dir=work / "local")
     encoder = Embedder(base.embed_model, base.embed_batch_size)
     started = time.perf_counter()
     setup, settings = create_sharded(base, encoder.dimension, args.shards, work / "servers")

@@ -109,7 +109,8 @@ def open_assistant(settings: Settings):  # -> Assistant
 articles_option = click.option("--articles", "articles_dir", type=click.Path(path_type=Path), help="Articles folder or file.")
 index_option = click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index folder.")
 mode_option = click.option(
-    "--mode", type=click.Choice(["extractive", "llm"]), help="Answer by quoting (default) or with a language model (RAG_LLM_*)."
+    "--mode", type=click.Choice(["auto", "extractive", "llm"]),
+    help="Answer by quoting (extractive), with a language model (llm), or auto (default: llm when a model is installed or configured)."
 )
 
 

@@ -24,7 +24,7 @@ _ROOT_PATH = re.compile(r"(/[A-Za-z0-9._~-]+)+")
 MIN_TOKEN_CHARS = 16
 _TOKEN = re.compile(r"[A-Za-z0-9._~+/=-]+")  # base64 / URL-safe: fits a header, a cookie and a query string
 
-ANSWER_MODES = ("extractive", "llm")
+ANSWER_MODES = ("auto", "extractive", "llm")  # auto: llm when a model is there (Assistant.answer_mode)
 LLM_RUNTIMES = ("auto", "llama-cpp", "transformers")
 INDEX_BACKENDS = ("local", "postgres")
 RATE_LIMIT_KEYS = ("address", "token")
@@ -68,8 +68,10 @@ class Settings:
     # (trained from SQuAD by `make reader`, rag.answer.learned; the rules are its features and its fallback).
     reader: str = "rules"
 
-    # The optional language-model answer mode (rag/llm.py); "extractive" needs none of these.
-    answer_mode: str = "extractive"
+    # Who answers: "extractive" (the quoting reader, no model), "llm" (a language model behind the citation
+    # guard, rag/answer/llm.py) or "auto": llm when the packaged model is installed or llm_base_url / llm_path is
+    # set, else extractive (`rag.pipeline.Assistant.answer_mode`).
+    answer_mode: str = "auto"
     llm_base_url: str = ""  # an OpenAI-compatible server: vLLM, llama.cpp server, Ollama, a hosted API
     llm_model: str = ""
     llm_api_key: str = field(default="", repr=False)  # never printed
@@ -79,7 +81,7 @@ class Settings:
     llm_runtime: str = "auto"
     llm_timeout: int = 60  # seconds per generation
     llm_max_tokens: int = 120
-    llm_passages: int = 3  # how many of the retrieved passages the model is shown
+    llm_passages: int = 3  # how many sentence windows (a best sentence with its neighbours) the model reads
 
     def __post_init__(self) -> None:
         for name in ("embed_batch_size", "chunk_max_chars", "top_k", "max_quotes", "max_question_chars",

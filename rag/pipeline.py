@@ -23,7 +23,7 @@ from rag.errors import LlmError, QuestionError, SettingsError
 from rag.index.factory import Progress, open_search_index
 from rag.protocols import Encoder, Reader, Reranker, Retriever, SearchIndex, StreamingReader
 from rag.retrieve.hybrid import HybridRetriever
-from rag.text import quote_is_verbatim, terms
+from rag.text import quote_is_verbatim, terms, words
 from rag.types import Answer, Passage, Query, Quote, StreamEvent, Turn
 
 _ANSWERED_CACHE = 512  # earlier turns answered for callers that sent only their questions (see _answered)
@@ -41,6 +41,15 @@ def _in_background(load: Callable[[], None]) -> threading.Thread:
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread
+
+
+def _abstained(answer: Answer, missing: list[str]) -> Answer:
+    """`answer` turned into an abstention: its quotes speak of the earlier turn, not of the follow-up's own
+    words (`missing`); they are kept as related reading."""
+    listed = ", ".join(f"“{w}”" for w in missing[:3])
+    text = f"The articles don't say. The passages found speak of the earlier question, not of {listed}."
+    related = tuple(dataclasses.replace(q, n=i) for i, q in enumerate(answer.quotes[:3], 1))
+    return dataclasses.replace(answer, text=text, abstained=True, quotes=(), related=related, conflicts=())
 
 
 class Assistant:
@@ -67,6 +76,7 @@ class Assistant:
         self.forms = FormAnswerer(encoder, index, self._retrieve, settings.max_quotes)
         self._answered_cache: dict[tuple, Turn] = {}
         self._cache_lock = threading.Lock()
+        self._model_at_hand: bool | None = None  # answer_mode "auto": asked once
 
     @classmethod
     def from_settings(cls, settings: Settings, *, encoder: Encoder | None = None, progress: Progress | None = None,
@@ -97,7 +107,7 @@ class Assistant:
         def llm_factory() -> StreamingReader:
             from rag.answer.llm import LlmReader
 
-            return LlmReader(settings)
+            return LlmReader(settings, judge=reader)
 
         return cls(settings, index=index, encoder=encoder, retriever=retriever, reader=reader, llm_factory=llm_factory)
 
@@ -105,7 +115,7 @@ class Assistant:
         """Answer `question`; `history` holds the earlier turns of the same chat, oldest first, with their answers
         where the caller has them (a bare string is a question whose answer is not known: see `_answered`).
 
-        `mode` ("extractive" or "llm") overrides `settings.answer_mode` for this question."""
+        `mode` ("auto", "extractive" or "llm") overrides `settings.answer_mode` for this question."""
         *_, last = self.ask_stream(question, history, mode)
         return last.answer
 
@@ -117,9 +127,7 @@ class Assistant:
 
         A bad question raises (QuestionError, SettingsError) on the first step, before anything is yielded."""
         started = time.perf_counter()
-        mode = mode or self.settings.answer_mode
-        if mode not in ANSWER_MODES:
-            raise SettingsError(f"answer mode must be one of {', '.join(ANSWER_MODES)}, got {mode!r}")
+        mode = self.answer_mode(mode)
         turns = conversation.as_turns(history)
         query, passages = self._read_question(question, turns)
         if mode == "llm" and query.is_followup:  # the same gate: only a question read with its history is condensed
@@ -136,6 +144,9 @@ class Assistant:
         answered_at = time.perf_counter()
         answer = self.reader.read(query, passages)
         answer = self.forms.answer(query, passages, answer) or answer  # -- seam: the answer forms --
+        if missing := conversation.unsupported(query, answer):  # -- hook: a follow-up answered on borrowed words --
+            answer = _abstained(answer, [w for w in dict.fromkeys(words(query.question)) if terms(w)[:1] and terms(w)[0] in missing]
+                                or missing)
         if mode == "llm":  # the rule reader's answer is the fallback should the model fail or its answer not check out
             # shown at once, before the model is loaded or its lock taken; the model's drafts then replace it
             from rag.answer.llm import EXTRACTIVE_DRAFT_NOTE  # here: extractive questions never import the llm path
@@ -152,6 +163,23 @@ class Assistant:
             "total_ms": round((done - started) * 1000, 2),
         }
         yield StreamEvent(dataclasses.replace(answer, timings=timings), final=True)
+
+    def answer_mode(self, mode: str | None = None) -> str:
+        """The mode a question is answered in: `mode`, else `settings.answer_mode`, with "auto" made "llm" when a
+        language model is at hand (one given to this assistant, llm_base_url or llm_path set, or the packaged
+        model installed: told without loading it) and "extractive" otherwise."""
+        mode = mode or self.settings.answer_mode
+        if mode not in ANSWER_MODES:
+            raise SettingsError(f"answer mode must be one of {', '.join(ANSWER_MODES)}, got {mode!r}")
+        if mode != "auto":
+            return mode
+        if self._model_at_hand is None:
+            from rag.answer.local_model import packaged_installed
+
+            s = self.settings
+            configured = bool(s.llm_base_url or s.llm_path or packaged_installed())
+            self._model_at_hand = self._llm is not None or (self._llm_factory is not None and configured)
+        return "llm" if self._model_at_hand else "extractive"
 
     def _retrieve(self, text: str) -> tuple[Passage, ...]:
         passages = self.retriever.retrieve(text)

@@ -38,6 +38,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     """The environment without the developer's RAG_* settings, plus `extra`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     env["PYTHONPATH"] = str(ROOT)
+    env["RAG_ANSWER_MODE"] = "extractive"  # the default "auto" would answer with the packaged model when installed
     env.update(extra)
     return env
 

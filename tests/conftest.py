@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -11,6 +12,10 @@ from rag.config import PROJECT_ROOT, Settings, load_settings
 from rag.embed import Embedder
 from rag.index.build import build_index
 from rag.pipeline import Assistant
+
+# The answer mode "auto" (the default) answers with the packaged model when it is installed; tests that run the
+# CLI in this process (CliRunner merges os.environ) are extractive unless they ask for a mode themselves.
+os.environ.setdefault("RAG_ANSWER_MODE", "extractive")
 
 BUNDLED = PROJECT_ROOT / "articles"
 SHARED_EVAL = PROJECT_ROOT.parent / "shared" / "eval" / "seed_questions_dev.jsonl"
@@ -34,7 +39,9 @@ def smollm2_gguf() -> Path | None:
 
 
 def make_settings(articles: Path, index: Path, **changes: object) -> Settings:
-    """Settings that ignore the developer's rag.toml and RAG_* variables."""
+    """Settings that ignore the developer's rag.toml and RAG_* variables. Extractive unless a test asks for another
+    answer mode: with the packaged model installed, "auto" (the default) would send every test to the model."""
+    changes.setdefault("answer_mode", "extractive")
     return load_settings(config_file=None, environ={}, articles_dir=articles, index_dir=index, **changes)
 
 

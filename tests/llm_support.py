@@ -28,13 +28,36 @@ def first_sentence(passage: str) -> str:
     return re.split(r"(?<=[.!?])\s", passage)[0].rstrip(".")
 
 
+def sentences_of(passage: str) -> list[str]:
+    return [s.rstrip(".") for s in re.split(r"(?<=[.!?])\s+", passage) if s.strip()]
+
+
+def question_of(user: str) -> str:
+    """The question of the prompt's last "Question:" line (prompts/answer.txt)."""
+    found = re.findall(r"^Question: (.+)$", user, re.MULTILINE)
+    return found[-1] if found else ""
+
+
+def best_sentence(user: str) -> tuple[str, str]:
+    """(passage number, sentence): the passage sentence sharing most words with the question, as the prompt asks
+    the model to quote the words that answer it."""
+    asked = set(re.findall(r"\w{4,}", question_of(user).lower()))
+    scored = [(len(asked & set(re.findall(r"\w{4,}", s.lower()))), -int(n), n, s)
+              for n, text in passages_of(user).items() for s in sentences_of(text)]
+    _, _, n, sentence = max(scored)
+    return n, sentence
+
+
 def first_sentence_reply(user: str) -> str:
-    """Quote the first sentence of passage [1] exactly, misquote passage [2], and cite a passage that was not given."""
+    """As the prompt asks: one sentence quoting, exactly, the passage sentence that shares most words with the
+    question, ending with its passage's number. Then what a model gets wrong: a misquote of another passage and
+    a marker for a passage that was not given."""
     passages = passages_of(user)
-    first = first_sentence(passages["1"])
-    second = first_sentence(passages.get("2", passages["1"])).split()
+    n, first = best_sentence(user)
+    other = next((k for k in passages if k != n), n)
+    second = first_sentence(passages[other]).split()
     misquote = " ".join(second[:3] + ["zzz"] + second[4:]) if len(second) > 6 else " ".join(second)
-    return f'The article says "{first}" [1]. Another says "{misquote}" [2]. A third claim [9].'
+    return f'The article says "{first}" [{n}]. Another says "{misquote}" [{other}]. A third claim [9].'
 
 
 def lying_reply(user: str) -> str:
@@ -49,10 +72,14 @@ def lying_reply(user: str) -> str:
 
 
 def reply_for(model: str, user: str) -> str:
+    if not passages_of(user):  # not an answer prompt (a follow-up's rewrite, the second try): a number or the question
+        return "1" if "Sentences:" in user else question_of(user) or "0"
     if model in ("echo", "trickle", "gated", "broken-stream"):
         return first_sentence_reply(user)
     if model == "liar":
         return lying_reply(user)
+    if model == "dunno":
+        return "The articles do not say."
     return "I think it is somewhere in Europe."
 
 

@@ -529,9 +529,6 @@ def llm_served(corpus: Path, server: str) -> Any:
             yield url, stand_in
 
 
-@pytest.mark.xfail(reason="since the llm prompt carries a worked example turn, the stand-in model's gated reply and the "
-                   "final one differ (draft 'Kursk […]' vs a final from another passage): the stand-in, not the app, "
-                   "needs mending; the streaming steps themselves are checked in test_app_chat.py", strict=False)
 def test_chat_shows_a_language_model_answer_sentence_by_sentence(llm_served: tuple[str, Any], browser: Any, shots: Path) -> None:
     """The extractive answer at once, then the model's checked sentences replacing it, the final label; a second
     question waits visibly while the model is busy; meanwhile extractive answers for others are not held up."""

@@ -7,10 +7,12 @@ written for these tests (tests/chat_corpus.py).
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from rag.answer.conversation import antecedent, as_turns, resolve, rewrite
-from rag.types import Turn
+from rag.answer.conversation import antecedent, as_turns, resolve, rewrite, unsupported
+from rag.types import Answer, Query, Quote, Turn
 
 ANSWERED = Turn("How many North Korean troops were deployed to Russia?", "Approximately 10,000 [1]", False)
 
@@ -102,3 +104,37 @@ def test_a_clause_with_its_own_subject_is_not_read_as_a_fragment(velmora) -> Non
     question = "How much did the council set aside for repairs?"
     answer = velmora.ask(question, [Turn(first.question, first.text, first.abstained, first.resolved_question)])
     assert answer.resolved_question == question and "2 million" in answer.text
+
+
+def _followup(question: str, resolved: str, own: list[str], earlier: list[str]) -> Query:
+    from rag.text import terms
+
+    return Query(question, resolved, "description", tuple((t, 1.0) for w in own for t in terms(w)),
+                 tuple((t, 1.0) for w in earlier for t in terms(w)), tuple(resolved.lower().split()), True)
+
+
+def test_a_follow_up_whose_own_nouns_no_quote_speaks_of_is_unsupported() -> None:
+    quote = Quote(1, "cup", "Rovers win the cup", 0, 40, "Striker Ada Berg scored twice in the final.")
+    answer = Answer("q", "twice [1]", (quote,))
+    borrowed = _followup("How many goals did she score last season?", "How many goals did Ada Berg score last season?",
+                         ["goals", "season"], ["striker", "final"])
+    assert unsupported(borrowed, answer) == ["goal", "season"]
+    own = _followup("How often did she score in the final?", "How often did Ada Berg score in the final?",
+                    ["final"], ["striker"])
+    assert unsupported(own, answer) == []  # its own noun is in the quote
+    alone = dataclasses.replace(borrowed, is_followup=False, context=())
+    assert unsupported(alone, answer) == []  # a question read alone is the reader's to judge
+    assert unsupported(borrowed, dataclasses.replace(answer, abstained=True, quotes=())) == []
+
+
+def test_a_follow_up_answered_only_on_the_earlier_turn_s_words_abstains(velmora) -> None:
+    first = velmora.ask("How many families were moved to the sports hall?")
+    turn = Turn(first.question, first.text, first.abstained, first.resolved_question)
+    answer = velmora.ask("How many blankets did they get?", [turn])
+    assert answer.abstained and not answer.quotes
+    # the place is the phrase the verb governs through the question's preposition, and news: what the earlier
+    # turn already said ("moved to the sports hall") is not the answer to where
+    assert velmora.ask("Where were they moved to?", [turn]).text.startswith("Tessin")
+    plain = velmora.ask("How many families were moved?")
+    turn = Turn(plain.question, plain.text, plain.abstained, plain.resolved_question)
+    assert velmora.ask("Where were they moved to?", [turn]).text.startswith("sports hall")

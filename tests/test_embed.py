@@ -82,7 +82,7 @@ def test_a_question_imports_neither_torch_nor_transformers(bundled_settings: Set
         "from rag.config import load_settings\n"
         "from rag.pipeline import Assistant\n"
         f"settings = load_settings(config_file=None, environ={{}}, articles_dir={str(bundled_settings.articles_dir)!r}, "
-        f"index_dir={str(bundled_settings.index_dir)!r}, auto_build=False)\n"
+        f"index_dir={str(bundled_settings.index_dir)!r}, auto_build=False, answer_mode='extractive')\n"
         "answer = Assistant.from_settings(settings).ask('Who is the leader of North Korea?')\n"
         "heavy = sorted(m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules)\n"
         "print(repr(answer.text), heavy)\n"

@@ -79,3 +79,43 @@ def test_a_heading_is_never_quoted_as_the_answer(velmora) -> None:
         for q in answer.quotes:
             article = velmora.index.article(q.article_id)
             assert not is_heading(article.text, q.start, q.end), q.text
+
+
+def test_markdown_headings_are_headings_and_dash_lines_without_a_verb_are_attributions() -> None:
+    from rag.answer.parse import is_attribution
+
+    text = "# Pier reopens in Tessin\nA sentence.\n“We are ready.”\n– Tessin Harbour Trust\n– and then it rained.\n"
+    assert is_heading(text, 0, 24)
+    lines = [(text.index("–"), text.index("\n", text.index("–"))), (text.rindex("–"), len(text) - 1)]
+    assert [is_attribution(text, s, e) for s, e in lines] == [True, False]
+    assert not is_attribution(text, 25, 36)
+
+
+def test_a_place_is_the_phrase_the_question_s_verb_governs() -> None:
+    from rag.answer.parse import stranded_preposition, verb_phrases
+    from rag.text import terms
+
+    sentence = "About 300 families from the old town were moved to the sports hall in Tessin on Sunday."
+    found = [sentence[s:e] for s, e in verb_phrases(sentence, set(terms("moved")))]
+    assert "sports hall" in found and "Sunday" not in found
+    assert stranded_preposition("Where were they moved from?") == "from"
+    assert verb_phrases(sentence, set(terms("moved")), "from") == []  # "from the old town" hangs off "families"
+    assert verb_phrases(sentence, set(terms("painted"))) == []
+
+
+def test_titles_relative_clauses_and_pronoun_speakers_by_the_parse() -> None:
+    from rag.answer.forms import _description, _speaks
+    from rag.answer.parse import parse
+    from rag.text import terms
+
+    stems = set(terms("John Carter"))
+    assert _description(parse("Deputy Transport Minister John Carter opened the new bridge."), stems) \
+        == "Deputy Transport Minister"
+    assert "runs the town clinic" in _description(parse("Dr. John Carter, who runs the town clinic, said it was full."), stems)
+    assert _speaks(parse("He added that the clinic would stay open."), set(), pronoun=True)
+    assert not _speaks(parse("The clinic will stay open."), set(), pronoun=True)
+
+
+def test_what_x_said_follows_x_into_the_next_sentence_and_prefers_the_asked_verb(velmora) -> None:
+    answer = velmora.ask("What did Alma Rudd tell reporters?")
+    assert not answer.abstained and "gates would stay open" in answer.quotes[0].text

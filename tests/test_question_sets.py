@@ -52,7 +52,8 @@ def test_question_set_alone_and_as_chat(assistants: dict[str, Assistant], corpus
 
 
 def test_every_set_is_well_formed() -> None:
-    files = sorted(QUESTIONS.glob("*.jsonl"))
+    # the per-corpus dev and held-out sets (the chat_dev_* conversations beside them are checked in test_conversation)
+    files = sorted([*QUESTIONS.glob("*_dev.jsonl"), *QUESTIONS.glob("*_heldout.jsonl")])
     assert len(files) == 6
     total = [q for f in files for q in load_questions(Path(f)).questions]
     assert len(total) >= 140 and sum(not q.answerable for q in total) >= 40

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from rag.answer.parse import is_wh, parse
-from rag.types import Turn
+from rag.text import terms
+from rag.types import Answer, Query, Turn
 
 _ROLE_ORDER = {"nsubj": 0, "nsubjpass": 0, "attr": 1, "dobj": 1, "appos": 1, "pobj": 2}
 _PLACES = ("GPE", "LOC", "FAC")
@@ -224,3 +225,23 @@ def resolve(question: str, history: Sequence[Turn], fragment: bool = True) -> st
     question that may stand alone, `fragment` false, when nothing in it points back)."""
     earlier = antecedent(history)
     return (rewrite(question, earlier, fragment) or None) if earlier is not None else None
+
+
+def unsupported(query: Query, answer: Answer) -> list[str]:
+    """The follow-up's own new nouns that none of the answer's quotes speaks of ("How many goals did he score
+    last season?" answered from "Lindqvist scored twice"): a follow-up is answered only where its own words are,
+    not where the earlier turn's words it borrowed are. Nouns and names only (full weight): a verb or an adverb
+    is often paraphrased ("how often" -> "every month"). [] when it is no rewritten follow-up or all are there."""
+    if not query.is_followup or not query.context or answer.abstained or not answer.quotes:
+        return []
+    earlier = {t for t, _ in query.context}
+    new = [t for t, w in query.weights if w >= 1.0 and t not in earlier]
+    said = {t for q in answer.quotes for t in terms(f"{q.title} {q.text}")}
+    missing = [t for t in new if not any(_close(t, s) for s in said)]
+    return missing if len(missing) == len(new) else []
+
+
+def _close(a: str, b: str) -> bool:
+    """The same stem, or one stem starting the other (4 letters at least: "korea" / "korean")."""
+    short, long = sorted((a, b), key=len)
+    return a == b or (len(short) >= 4 and long.startswith(short))

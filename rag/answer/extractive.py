@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rag.answer.config import ReaderConfig
-from rag.answer.kinds import DATE, DESCRIPTION, DURATION, NUMBER, ORG, PERSON
-from rag.answer.parse import is_heading
+from rag.answer.kinds import DATE, DESCRIPTION, DURATION, NUMBER, ORG, PERSON, PLACE
+from rag.answer.parse import is_attribution, is_heading, stranded_preposition, verb_phrases
 from rag.answer.question import ROLE_NOUNS
 from rag.answer.spans import Span, candidates, counted_noun, number_value
 from rag.text import bm25_idf, terms, words
@@ -45,6 +45,7 @@ class Candidate:
     rank: int
     own_coverage: float = 0.0  # coverage by the sentence's own words, neighbours not counted
     context: frozenset[str] = frozenset()  # terms of the title and the neighbouring sentences
+    attribution: bool = False  # a line that only names a source ("– Institute for the Study of War")
 
     @property
     def score(self) -> float:
@@ -151,7 +152,9 @@ class RuleReader:
                 return dataclasses.replace(typed, retrieved=retrieved)
             if query.answer_type == NUMBER and query.measured:
                 return self._abstain(query, pool, retrieved)
-        return self._describe(query, best, near, retrieved)
+        # -- hook: an attribution line names a speaker for the typed answers above; it is never the answer --
+        best = next((c for c in pool if not c.attribution), best)
+        return self._describe(query, best, [c for c in near if not c.attribution], retrieved)
 
     # -- scoring -----------------------------------------------------------------------------------
     def _candidates(self, query: Query, passages: tuple[Passage, ...]) -> list[Candidate]:
@@ -179,6 +182,7 @@ class RuleReader:
                 candidate = Candidate(
                     chunk.article_id, passage.title, start, end, chunk.text[start - chunk.start : end - chunk.start],
                     dense, coverage, matched, passage.rank, own_cover, frozenset(context),
+                    is_attribution(chunk.text, start - chunk.start, end - chunk.start),
                 )
                 if key not in seen or seen[key].score < candidate.score:
                     seen[key] = candidate
@@ -205,8 +209,23 @@ class RuleReader:
         """Typed spans of a sentence that do not merely repeat the question, the best-governed first."""
         asked = set(query.words) - set(words(query.head_noun))  # "National Intelligence Service" names the service
         spans = [s for s in candidates(candidate.text, query.answer_type, query.head_noun) if not _echoes(s.text, asked)]
+        attached: set[tuple[int, int]] = set()
+        if query.answer_type == PLACE:  # -- hook: where the question's verb put it, by the parse --
+            for b, e in verb_phrases(candidate.text, {t for t, _ in query.weights},
+                                       stranded_preposition(query.resolved)):
+                if _echoes(candidate.text[b:e], asked):
+                    continue
+                inside = [s for s in spans if s.start < e and b < s.end]
+                if all(not s.preferred for s in inside):  # "Russian" (a nationality) in "at Russian bases"
+                    spans = [s for s in spans if s not in inside] + [Span(b, e, candidate.text[b:e])]
+                    attached.add((b, e))
+                attached.update((s.start, s.end) for s in inside if s.preferred)
         if not spans:
             return []
+        # a follow-up's answer is news: a span made only of the earlier turn's words ("sent to Russia" before
+        # "Where were they sent?") tells the reader what it already knows
+        earlier = {t for t, _ in query.context}
+        told = {(s.start, s.end) for s in spans if earlier and terms(s.text) and all(_match(t, earlier) for t in terms(s.text))}
         positions = [m.start() for m in _TOKEN.finditer(candidate.text) if terms(m.group()) and terms(m.group())[0] in candidate.matched]
 
         def distance(span: Span) -> float:
@@ -215,8 +234,9 @@ class RuleReader:
             return min(min(abs(p - span.start), abs(p - span.end)) for p in positions)
 
         governed = _governed(query, candidate.text, spans) if query.answer_type == NUMBER else set()
-        return sorted(spans, key=lambda s: (not s.preferred, s.weak, not s.beside_noun, (s.start, s.end) not in governed,
-                                            distance(s), s.start))
+        return sorted(spans, key=lambda s: ((s.start, s.end) in told, not s.preferred, s.weak,
+                                            (s.start, s.end) not in attached, not s.beside_noun,
+                                            (s.start, s.end) not in governed, distance(s), s.start))
 
     def _typed(self, query: Query, relevant: list[Candidate], pool: list[Candidate], attribution: bool = False) -> Answer | None:
         """The best relevant sentence that holds a span of the asked type, and any that disagree with it."""

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.answer.parse import is_heading, is_wh, parse
+from rag.answer.parse import is_attribution, is_heading, is_wh, parse
 from rag.chunk import split_sentences
 from rag.protocols import Encoder, SearchIndex
 from rag.text import terms
@@ -43,7 +43,8 @@ _MIN_OVERVIEW, _MAX_OVERVIEW = 3, 5
 _MMR_THRESHOLD = 0.5  # llama-index's relevance/diversity balance: half centrality, half novelty
 _REASON_BONUS = 0.15  # a reason clause outweighs a small difference in similarity to the question
 _RESTATE_WEIGHT = 0.3  # similarity to the question read as a statement counts against a "why" sentence
-_WHY_SPREAD = 0.2  # how far below the best similarity a reason sentence may be and still be considered
+_WHY_SPREAD = 0.2
+_STANDOUT = 0.1  # how much closer (cosine) the closest article must be to an overview's subject than the next  # how far below the best similarity a reason sentence may be and still be considered
 
 
 def _content(doc: Any) -> list[Any]:
@@ -98,6 +99,7 @@ class FormAnswerer:
         self.retrieve = retrieve
         self.max_quotes = max_quotes
         self._vectors: dict[str, np.ndarray] = {}
+        self._credits: dict[tuple[str, int], str] = {}  # attribution lines seen, by (article id, start)
         self._lock = threading.Lock()
 
     def answer(self, query: Query, passages: tuple[Passage, ...], read: Answer) -> Answer | None:
@@ -126,6 +128,9 @@ class FormAnswerer:
             for i, (start, end) in enumerate(chunk.sentences):
                 key = (chunk.article_id, start)
                 if key in seen or is_heading(chunk.text, start - chunk.start, end - chunk.start):
+                    continue
+                if is_attribution(chunk.text, start - chunk.start, end - chunk.start):
+                    self._credits[key] = chunk.text[start - chunk.start : end - chunk.start]
                     continue
                 seen.add(key)
                 dense = passage.sentence_scores[i] if i < len(passage.sentence_scores) else 0.0
@@ -162,17 +167,30 @@ class FormAnswerer:
         speaker = {s for t in subject.subtree if t.pos_ in ("PROPN", "NOUN") for s in terms(t.text)}
         about = {s for c in root.children if c.dep_ == "prep" for t in c.subtree if t.pos_ in ("PROPN", "NOUN")
                  for s in terms(t.text)}
-        found = []
+        asked = root.lemma_.lower()
+        found, spoke = [], set()
         for passage, start, end, text, dense in sentences:
-            if _speaks(parse(text), speaker):
+            doc = parse(text)
+            # "He estimated the losses … and asked …" after a sentence in which Halloran spoke: still Halloran
+            goes_on = any(a == passage.chunk.article_id and 0 <= start - e <= 3 for a, e in spoke)
+            # a quotation whose attribution line, right under it, names X
+            credited = any(a == passage.chunk.article_id and 0 <= b - end <= 3 and any(
+                _name_match(x, t) for x in speaker for t in terms(line)) for (a, b), line in self._credits.items())
+            if _speaks(doc, speaker) or credited or (goes_on and _speaks(doc, set(), pronoun=True)):
+                spoke.add((passage.chunk.article_id, end))
                 on_topic = any(_name_match(a, t) for a in about for t in terms(text)) if about else True
-                found.append((not on_topic, -dense, passage, start, end, text))
+                # the question's own verb ("asked … for") in the sentence: what was asked is said there
+                # (a credited quotation is X's own words: as good)
+                verb = credited or any(t.pos_ == "VERB" and t.lemma_.lower() == asked for t in doc)
+                found.append((not on_topic, not verb, -dense, passage, start, end, text))
         if not found:
             return None
-        found.sort(key=lambda f: (f[0], f[1]))
+        found.sort(key=lambda f: f[:3])
+        verb_first = not found[0][1]
+        found = [(a, c, *rest) for a, _, c, *rest in found]
         lead = read.quotes[0] if read.quotes else None
         base = next((d for p, s, _, t, d in sentences if lead and p.chunk.article_id == lead.article_id and s == lead.start), None)
-        if lead is not None and base is not None and base > -found[0][1] and any(
+        if lead is not None and base is not None and base > -found[0][1] and not verb_first and any(
                 _name_match(s, t) for s in speaker for t in terms(lead.text)):
             return None  # the reader's sentence names X and is closer to the question ("Zelenskyy's warning about …")
         picked = [(p.chunk.article_id, p.title, s, e, t) for _, _, p, s, e, t in found[: self.max_quotes]]
@@ -243,8 +261,11 @@ class FormAnswerer:
             for passage, start, end, text, _ in self._sentences(self.retrieve(" ".join(c.text for c in subject))):
                 if any(_name_match(s, t) for s in stems for t in terms(text)):
                     found.append((passage.chunk.article_id, passage.title, start, end, text))
+            if len(found) < _MIN_OVERVIEW:  # "the cup final", named once: the article it is named in is about it
+                found = self._all_sentences({f[0] for f in found}) or found
         elif read.abstained or not query.weights or all(not self.index.doc_freq(t) for t, _ in query.weights):
-            found = self._all_sentences()
+            named = [c for c in doc.noun_chunks if not is_wh(c.root) and c.root.pos_ in ("NOUN", "PROPN")]
+            found = self._all_sentences(self._about(" ".join(c.text for c in named)) if named else None)
         else:
             return None
         found = [f for f in found if len(f[4].split()) >= 6]  # a fragment says too little to summarise with
@@ -269,10 +290,26 @@ class FormAnswerer:
         picked.sort(key=lambda f: (dates.get(f[0]) or "", f[0], f[2]))
         return self._quoted(query, picked)
 
-    def _all_sentences(self) -> list[tuple[str, str, int, int, str]]:
-        """Every sentence of every article (the first 200), headings left out: "Summarize the articles"."""
+    def _about(self, subject: str) -> set[str] | None:
+        """The articles a subject the articles never name ("the football") is about, by the encoder: those whose
+        best sentence is as close to it as the closest article's, when that one stands out from the next by
+        `_STANDOUT`; None (every article) when none stands out ("the articles", "the news")."""
+        best: dict[str, float] = {}
+        for passage in self.retrieve(subject):
+            score = max(passage.sentence_scores, default=0.0)
+            best[passage.chunk.article_id] = max(best.get(passage.chunk.article_id, -1.0), score)
+        ranked = sorted(best.values(), reverse=True)
+        if not ranked or (len(ranked) > 1 and ranked[0] - ranked[1] < _STANDOUT):
+            return None
+        return {a for a, v in best.items() if v >= ranked[0] - _STANDOUT / 2}
+
+    def _all_sentences(self, articles: set[str] | None = None) -> list[tuple[str, str, int, int, str]]:
+        """Every sentence of every article (the first 200), or of `articles`, headings left out: "Summarize the
+        articles"."""
         out = []
         for header in self.index.article_headers()[:200]:
+            if articles is not None and header.id not in articles:
+                continue
             article = self.index.article(header.id)
             if article is None:
                 continue
@@ -282,9 +319,13 @@ class FormAnswerer:
         return out
 
 
-def _speaks(doc: Any, speaker: set[str]) -> bool:
+def _speaks(doc: Any, speaker: set[str], pronoun: bool = False) -> bool:
     """Whether the speaker (stems) is the subject or passive agent of a verb that reports speech: it heads a
-    clausal complement (ccomp) or the sentence carries a quotation."""
+    clausal complement (ccomp) or the sentence carries a quotation. With `pronoun`, whether a personal pronoun
+    is the subject of such a verb or of the sentence's main verb (a sentence going on from the one before)."""
+    if pronoun:
+        return any(t.dep_ == "nsubj" and t.pos_ == "PRON" and "Prs" in t.morph.get("PronType")
+                   and "3" in t.morph.get("Person") and t.head.dep_ == "ROOT" for t in doc)
     quoted = any(t.is_quote for t in doc)
     for verb in doc:
         if verb.pos_ not in ("VERB", "AUX"):
@@ -310,24 +351,35 @@ def _description(doc: Any, stems: set[str]) -> str:
     head = names[-1]
     while head.dep_ in ("compound", "flat") and head.head.pos_ == "PROPN":
         head = head.head
-    name_tokens = {t.i for t in head.subtree if t.pos_ == "PROPN" and t.dep_ in ("compound", "flat") or t.i == head.i}
     for child in head.children:
         if child.dep_ == "appos":
             return _span(doc, child)
     if head.dep_ == "appos" and head.head.pos_ in ("NOUN", "PROPN"):  # "the city's mayor, Helena Vasquez"
         noun = head.head  # "press secretary Maj Gen Pat Ryder": the title chain the name is in apposition to
         return doc[noun.left_edge.i : noun.i + 1].text.strip(" ,")
+    clause = next((c for c in head.children if c.dep_ == "relcl" and any(is_wh(g) for g in c.children)), None)
+    if clause is not None:  # "Dr. Ines Moravec, who leads the institute's monitoring team"
+        return _span(doc, clause)
     entity = next((e for e in doc.ents if e.start <= head.i < e.end and e.label_ == "PERSON"), None)
-    title = [c for c in head.children if c.dep_ == "compound" and c.i not in range(entity.start, entity.end)] if entity else []
-    title = [c for c in title if c.pos_ in ("NOUN", "PROPN") and c.i not in name_tokens or c.pos_ == "NOUN"]
-    if title:
-        first = min(c.left_edge.i for c in title)
-        return doc[first : max(c.i for c in title) + 1].text
+    if entity is not None:  # the title chain written before the name: "U.S. Defense Secretary Lloyd Austin"
+        first = entity.start
+        while first > 0 and doc[first - 1].dep_ in ("compound", "amod") and doc[first - 1].pos_ in ("NOUN", "PROPN", "ADJ") \
+                and entity.start <= _last_head(doc[first - 1]) <= entity.end - 1:
+            first -= 1
+        if first < entity.start and any(t.pos_ in ("NOUN", "PROPN") for t in doc[first : entity.start]):
+            return doc[first : entity.start].text
     if head.dep_ == "nsubj" and head.head.pos_ == "AUX":
         attr = next((c for c in head.head.children if c.dep_ == "attr"), None)
         if attr is not None:
             return _span(doc, attr)
     return ""
+
+
+def _last_head(token: Any) -> int:
+    """The index of the first token up `token`'s chain of compounds and modifiers that is no longer one."""
+    while token.dep_ in ("compound", "amod") and token.head.i != token.i:
+        token = token.head
+    return token.i
 
 
 def _span(doc: Any, token: Any) -> str:

@@ -25,10 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from rag.answer import llm_judge
 from rag.answer.guard import Guarded, guard, settled_end
 from rag.answer.local_model import llama_cpp_available, load_transformers, packaged_gguf
 from rag.config import PROJECT_ROOT, Settings
 from rag.errors import LlmError, PromptError
+from rag.protocols import Reader
 from rag.text import words
 from rag.types import Answer, Claim, Conflict, Passage, Query, Quote
 
@@ -182,6 +184,12 @@ def describe_failure(exc: BaseException, settings: Settings) -> str:
 EXTRACTIVE_DRAFT_NOTE = "extractive answer shown while the language model writes"
 WAITING_NOTE = "waiting for the language model: it is answering another question"
 CONDENSE_SECONDS = 15  # a follow-up's rewrite is short; it never holds the answer up for longer
+# What replaces a model answer the guard drops: the extractive answer, the looser guard's repair of the model's
+# answer, or the model's choice among the best few sentences (a second, short generation). And what replaces one
+# that passes the guard but not the judge (rag.answer.llm_judge): an abstention, or the same second chance.
+FALLBACKS = ("extractive", "repair", "choose")
+ON_JUDGED = ("abstain", "fallback")
+DEFAULT_FALLBACK, DEFAULT_ON_JUDGED = "extractive", "fallback"  # by measurement: docs/llm.md
 
 
 class LlmReader:
@@ -189,8 +197,15 @@ class LlmReader:
 
     name = "llm"
 
-    def __init__(self, settings: Settings, llm: Any = None) -> None:
+    def __init__(self, settings: Settings, llm: Any = None, judge: Reader | None = None,
+                 fallback: str = DEFAULT_FALLBACK, on_judged: str = DEFAULT_ON_JUDGED) -> None:
+        if fallback not in FALLBACKS or on_judged not in ON_JUDGED:
+            raise ValueError(f"fallback must be one of {FALLBACKS} and on_judged one of {ON_JUDGED}")
         self.settings = settings
+        self.judge = judge  # the rule reader: its confidence() judges whether quotes are about the question
+        self.fallback, self.on_judged = fallback, on_judged
+        self.min_support = llm_judge.JUDGE_MIN_SUPPORT
+        self.choose_prompt = load_prompt("choose")
         self.system = load_prompt("system")
         self.prompt = load_prompt("answer")
         self.condense_prompt = load_prompt("condense")
@@ -266,7 +281,7 @@ class LlmReader:
         quote. If the model then fails, or nothing in the whole reply survives, the final answer is the
         extractive fallback: the drafts are replaced, never merged with it.
         """
-        shown = tuple(passages[: self.settings.llm_passages])
+        shown = llm_judge.windows(query, passages, self.settings.llm_passages)
         if not shown:
             return _fall_back(fallback, "no passages were found to give the language model")
         user = self.prompt.fill(passages=format_passages(shown), question=query.resolved)
@@ -285,7 +300,9 @@ class LlmReader:
                     continue
                 settled = end
                 draft = guard(text[:end], shown)
-                if not draft.failed and draft.text != drafted:
+                # a draft is shown only when the judge would keep it: what it refuses is never shown as an answer
+                if not draft.failed and draft.text != drafted and llm_judge.judge(
+                        query, draft.quotes, shown, self.judge, self.min_support).ok:
                     drafted = draft.text
                     yield _as_llm_answer(fallback, draft, notes=())
         except Exception as exc:  # timeout, connection, server or decoding error: the user still gets an answer
@@ -295,13 +312,42 @@ class LlmReader:
         generate_ms = round((time.perf_counter() - started) * 1000, 2)
         checked = guard(text, shown)
         timings = {**fallback.timings, "generate_ms": generate_ms}
-        if checked.failed:
-            shown_instead = _fall_back(fallback, "no sentence of the language model's answer had a quote that checks out")
+        if checked.failed and llm_judge.says_dont_know(text):  # the model's own "the articles do not say" is kept
             return dataclasses.replace(
-                shown_instead, guard=checked.report, timings=timings, notes=(*shown_instead.notes, *checked.flags)
-            )
+                llm_judge.abstention(fallback, "the language model found no answer in the passages", "llm"), timings=timings)
+        if checked.failed:
+            final = self._second_chance(query, passages, text, fallback,
+                                        "no sentence of the language model's answer had a quote that checks out")
+            return dataclasses.replace(final, guard=checked.report, timings=timings, notes=(*final.notes, *checked.flags))
+        verdict = llm_judge.judge(query, checked.quotes, shown, self.judge, self.min_support)
+        if not verdict.ok:
+            why = f"the language model's answer was not shown: {verdict.why}"
+            final = (llm_judge.abstention(fallback, why, "extractive") if self.on_judged == "abstain"
+                     else self._second_chance(query, passages, text, fallback, why))
+            return dataclasses.replace(final, guard=checked.report, timings=timings)
         final = _as_llm_answer(fallback, checked, notes=(summary(checked.report), *checked.flags), final=True)
         return dataclasses.replace(final, timings=timings)
+
+    def _second_chance(self, query: Query, passages: Sequence[Passage], text: str, fallback: Answer, why: str) -> Answer:
+        """The answer shown when the model's own was dropped, by `self.fallback`; the extractive one when the
+        chosen strategy yields nothing that passes the judge."""
+        if self.fallback == "repair":
+            shown = llm_judge.windows(query, passages, self.settings.llm_passages)
+            loose = guard(text, shown, require_quote=False)
+            if not loose.failed and llm_judge.judge(query, loose.quotes, shown, self.judge, self.min_support).ok:
+                return _as_llm_answer(fallback, loose, notes=(f"repaired by the looser citation guard: {why}",), final=True)
+        elif self.fallback == "choose":
+            picked, listed = llm_judge.choice_list(query, passages)
+            try:
+                reply = self.generate(self.choose_prompt.fill(sentences=listed, question=query.resolved))
+            except Exception as exc:  # noqa: BLE001  (the second try only ever costs itself)
+                return _fall_back(fallback, f"{why}; the second try failed: {describe_failure(exc, self.settings)}")
+            n = llm_judge.chosen_number(reply, len(picked))
+            if n is not None:
+                chosen = llm_judge.chosen_answer(query, picked[n - 1], self.judge, fallback)
+                if llm_judge.judge(query, chosen.quotes, picked, self.judge, self.min_support).ok:
+                    return dataclasses.replace(chosen, notes=(*chosen.notes, why))
+        return _fall_back(fallback, why)
 
 
 def _as_llm_answer(fallback: Answer, checked: Guarded, notes: tuple[str, ...], final: bool = False) -> Answer:

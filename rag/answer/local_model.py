@@ -127,8 +127,30 @@ def packaged_gguf(model: PackagedModel = QWEN_1_5B, folder: Path | None = None) 
     return target
 
 
+PROMPT_CACHE_BYTES = 256 << 20  # a state after ~700 tokens is ~20 MB with this model
+
+
+def default_threads() -> int:
+    """llama.cpp's thread count: one core fewer than the machine has (at least one). Measured on 2 cores under
+    load (docs/llm.md): 1 thread read a prompt 2.2x and wrote 2-3x faster than 2, whose threads spin on barriers
+    while other work holds a core; and the free core keeps extractive answers and the web app responsive."""
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
 def llama_cpp_available() -> bool:
     return importlib.util.find_spec("llama_cpp") is not None
+
+
+def packaged_installed(model: PackagedModel = QWEN_1_5B) -> bool:
+    """Whether the packaged model can run here (its parts and llama.cpp installed), told without loading or
+    hashing anything: answer_mode "auto" asks it once per process."""
+    if not llama_cpp_available():
+        return False
+    try:
+        part_paths(model)
+    except LlmError:
+        return False
+    return True
 
 
 class LlamaCppChat:
@@ -143,12 +165,16 @@ class LlamaCppChat:
             import llama_cpp
         except ImportError:
             raise LlmError(f"llama-cpp-python is not installed; {MODEL_INSTALL_HINT}") from None
-        threads = threads or max(1, os.cpu_count() or 1)
+        threads = threads or default_threads()
         try:
             self.model = llama_cpp.Llama(model_path=str(path), n_ctx=context, n_threads=threads,
                                          n_threads_batch=threads, verbose=False)
         except (ValueError, RuntimeError, OSError) as exc:
             raise LlmError(f"cannot load the language model from {path}: {str(exc).splitlines()[0]}") from None
+        # Every answer starts with the same system prompt and worked example: llama.cpp reuses the evaluated
+        # prefix it still holds, and this cache of states keeps it across the other prompts (a follow-up's
+        # rewrite, the second try) that would otherwise overwrite it.
+        self.model.set_cache(llama_cpp.LlamaRAMCache(capacity_bytes=PROMPT_CACHE_BYTES))
         self.path = path
         self.lock = threading.Lock()
         self._deadline: float | None = None
