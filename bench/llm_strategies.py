@@ -71,6 +71,10 @@ def main() -> None:
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--min-support", type=float, default=None)
+    parser.add_argument("--strong-support", type=float, default=None,
+                        help="the judge's bar when its reader refuses the quoted sentences (default JUDGE_STRONG_SUPPORT)")
+    parser.add_argument("--reader", choices=("rules", "learned"), default="rules",
+                        help="the extractive reader, which is also the judge (its confidence and its refusal)")
     args = parser.parse_args()
 
     from rag.answer import llm_judge
@@ -80,7 +84,12 @@ def main() -> None:
     from rag.eval.run import evaluate, load_questions
     from rag.pipeline import Assistant
 
-    settings = load_settings(articles_dir=args.articles, index_dir=args.index, answer_mode="llm", llm_timeout=900)
+    settings = load_settings(articles_dir=args.articles, index_dir=args.index, answer_mode="llm", llm_timeout=900,
+                             reader=args.reader)
+    if args.strong_support is not None:
+        defaults = list(llm_judge.judge.__defaults__ or ())
+        defaults[-1] = args.strong_support
+        llm_judge.judge.__defaults__ = tuple(defaults)
     assistant = Assistant.from_settings(settings)
     chat = CachedChat(LlamaCppChat(packaged_gguf(), threads=args.threads or None), args.cache)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -90,8 +99,8 @@ def main() -> None:
         questions = qset.questions[: args.limit]
         assistant.settings = extractive
         base = evaluate(assistant, questions, warmup=True, chat=args.as_chat)
-        _save(args.out / f"{qpath.stem}-rules.json", base)
-        _row(qpath.stem, "rules", base, None)
+        _save(args.out / f"{qpath.stem}-{args.reader}.json", base)
+        _row(qpath.stem, args.reader, base, None)
         assistant.settings = settings
         for name in args.strategies.split(","):
             fallback, on_judged, judged = STRATEGIES[name]

@@ -38,9 +38,12 @@ CHOOSE_COUNT = 4  # sentences offered to the model in the second try
 # read wordings the rules do not, so only quotes that share almost nothing with the question fail it.
 JUDGE_MIN_SUPPORT = 0.55
 # A quote the rule reader itself refuses to answer from (its gates on the quoted sentences alone: support, the
-# counted noun of "how many X", the names of the question) needs this much support to stand: on the dev sets
-# every unanswerable question's model answer was such a quote below it, every right answer above it.
-JUDGE_STRONG_SUPPORT = 1.0
+# counted noun of "how many X", the names of the question) needs this much support to stand. 1.0 separated the
+# dev sets (asked in the articles' own words) perfectly, but on blind sets in other wordings it threw out right
+# model answers for the rules' wrong fallback: bundled subset 18/32 right vs 24/32 at 0.55, harbour subset (the
+# check, chosen on bundled) 22/28 vs 25/28, the same abstention (docs/llm.md, bench/llm_strategies.py
+# --strong-support). So a refusal by the rules no longer raises the bar; the parameter stays for the bench.
+JUDGE_STRONG_SUPPORT = JUDGE_MIN_SUPPORT
 _DONT_KNOW = re.compile(r"\bthe articles do(?: not|n['’]t) say\b", re.IGNORECASE)  # the reply prompts/ ask for
 
 
