@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from app.service import MAX_HISTORY
 from rag.types import Answer, Quote, Retrieved, Turn
+
+MAX_TURN_CHARS = 10_000  # an earlier question (or its reading) in a history
+MAX_ANSWER_CHARS = 20_000  # the answer the chat showed for it
 
 Mode = Literal["auto", "extractive", "llm"]  # rag.config.ANSWER_MODES; the schema test checks they agree
 
@@ -54,10 +57,11 @@ class HistoryTurn(BaseModel):
     latest turn that was answered (`abstained` false). Without `answer`/`abstained` the server answers it first."""
 
     model_config = ConfigDict(extra="forbid")
-    question: str
-    answer: str = ""
+    # bounded: every earlier turn is parsed (spaCy) and may be answered again, so one body cannot carry megabytes
+    question: str = Field(max_length=MAX_TURN_CHARS)
+    answer: str = Field(default="", max_length=MAX_ANSWER_CHARS)
     abstained: bool | None = None
-    resolved_question: str = ""
+    resolved_question: str = Field(default="", max_length=MAX_TURN_CHARS)
 
 
 class AskRequest(BaseModel):
@@ -68,7 +72,8 @@ class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"question": "How many North Korean troops were sent to Russia?", "history": [], "mode": "extractive"}]})
     question: str
-    history: list[str | HistoryTurn] = Field(default_factory=list, max_length=MAX_HISTORY)
+    history: list[Annotated[str, Field(max_length=MAX_TURN_CHARS)] | HistoryTurn] = Field(
+        default_factory=list, max_length=MAX_HISTORY)
 
     def turns(self) -> list[Turn | str]:
         """The history as the library takes it (converted here, at the edge)."""

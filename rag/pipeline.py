@@ -27,6 +27,7 @@ from rag.text import quote_is_verbatim, terms, words
 from rag.types import Answer, Passage, Query, Quote, StreamEvent, Turn
 
 _ANSWERED_CACHE = 512  # earlier turns answered for callers that sent only their questions (see _answered)
+_MAX_FILLED = 5  # earlier turns without answers that one question may answer first (see _answered)
 
 
 def _in_background(load: Callable[[], None]) -> threading.Thread:
@@ -127,7 +128,15 @@ class Assistant:
 
         A bad question raises (QuestionError, SettingsError) on the first step, before anything is yielded."""
         started = time.perf_counter()
+        requested = mode or self.settings.answer_mode
         mode = self.answer_mode(mode)
+        unavailable = ""
+        if mode == "llm" and requested == "auto":  # auto promised an answer either way: a model that will not load
+            try:                                   # (bad file, full disk, no process) leaves the extractive one
+                self.llm_reader()
+            except LlmError as exc:
+                self._model_at_hand = False
+                mode, unavailable = "extractive", f"the language model is not available ({exc}); answered without it"
         turns = conversation.as_turns(history)
         query, passages = self._read_question(question, turns)
         if mode == "llm" and query.is_followup:  # the same gate: only a question read with its history is condensed
@@ -154,6 +163,8 @@ class Assistant:
             yield StreamEvent(self._verified(dataclasses.replace(answer, notes=(*answer.notes, EXTRACTIVE_DRAFT_NOTE))))
             answer = yield from self._drafts(self.llm_reader().read_stream(query, passages, answer))
         answer = self._verified(answer)
+        if unavailable:
+            answer = dataclasses.replace(answer, notes=(*answer.notes, unavailable))
         done = time.perf_counter()
         timings = {
             **answer.timings,
@@ -230,13 +241,18 @@ class Assistant:
 
     def _answered(self, history: tuple[Turn, ...]) -> tuple[Turn, ...]:
         """`history` with the answers the caller did not send filled in: from the latest turn back to the first one
-        answered, each unknown turn is asked (extractive, with the turns before it), as the chat asked it. Cached,
+        answered, each unknown turn is asked (extractive, with the turns before it), as the chat asked it (at most
+        `_MAX_FILLED` of them). Cached,
         so a conversation replayed turn by turn (`rag eval --as-chat`, an API client sending only questions)
         answers each earlier turn once and reads every follow-up exactly as the chat does."""
         filled = list(history)
+        asked = 0
         for i in range(len(filled) - 1, -1, -1):
             turn = filled[i]
             if turn.abstained is None:
+                if asked == _MAX_FILLED:  # only the antecedent matters: one request never costs many answers
+                    break
+                asked += 1
                 key = (turn.question, tuple(filled[:i]))
                 with self._cache_lock:
                     known = self._answered_cache.get(key)

@@ -168,3 +168,16 @@ def test_a_full_stored_conversation_fits_well_inside_the_body_limit() -> None:
     size = len(json.dumps(conversation.stored(conv)))
     assert len(conversation.stored(conv)) == conversation.MAX_STORED
     assert size * 1.5 < Settings().max_body_bytes, size
+
+
+def test_a_history_turn_is_bounded() -> None:
+    """Every earlier turn is parsed and may be answered again: one request body cannot carry a megabyte turn."""
+    import pydantic
+
+    from app.schema import MAX_TURN_CHARS, AskRequest
+
+    ok = AskRequest(question="Where is it based?", history=["x" * MAX_TURN_CHARS, {"question": "Who?", "answer": "A."}])
+    assert len(ok.turns()) == 2
+    for bad in (["x" * (MAX_TURN_CHARS + 1)], [{"question": "x" * (MAX_TURN_CHARS + 1)}]):
+        with pytest.raises(pydantic.ValidationError):
+            AskRequest(question="Where is it based?", history=bad)

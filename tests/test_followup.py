@@ -162,3 +162,27 @@ def test_llm_mode_condenses_only_what_the_gate_reads_with_history(harbour) -> No
     followup = assistant.ask("What did its director estimate?", ["Who runs the container terminal?"], mode="llm")
     assert model.condensed == ["What did its director estimate?"]
     assert followup.resolved_question == "What did the director of the Port Authority estimate?"
+
+
+def test_auto_mode_answers_without_a_model_that_will_not_load(harbour) -> None:
+    """answer_mode "auto" promised an answer either way: a configured model that fails to load (a bad file, a dead
+    process) leaves the extractive answer with a note, once, and later questions do not try it again."""
+    from rag.errors import LlmError
+    from rag.pipeline import Assistant
+
+    tries = []
+
+    def broken() -> None:
+        tries.append(1)
+        raise LlmError("cannot load the language model from /nowhere.gguf: file not found")
+
+    settings = harbour.settings.replace(answer_mode="auto", llm_base_url="http://127.0.0.1:9/v1")
+    assistant = Assistant(settings, index=harbour.index, encoder=harbour.encoder, retriever=harbour.retriever,
+                          reader=harbour.reader, llm_factory=broken)
+    first = assistant.ask("Who is the mayor of Brindmouth?")
+    assert first.mode == "extractive" and "Vasquez" in first.text
+    assert any("language model is not available" in n and "/nowhere.gguf" in n for n in first.notes)
+    second = assistant.ask("Who coaches Brindmouth Rovers?")
+    assert second.mode == "extractive" and tries == [1]
+    with pytest.raises(LlmError):  # asked for by name, the failure is the user's to see
+        assistant.ask("Who is the mayor of Brindmouth?", mode="llm")

@@ -27,6 +27,7 @@ subject, always; when its structure finds nothing, the reader's answer stands. S
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -40,6 +41,8 @@ from rag.types import Answer, Passage, Query, Quote
 
 FACT, SAID, WHO_IS, WHY, OVERVIEW = "fact", "said", "who_is", "why", "overview"
 _MIN_OVERVIEW, _MAX_OVERVIEW = 3, 5
+_MAX_VECTORS = 20_000  # sentence vectors kept (~30 MB)
+_MMR_POOL = 300  # sentences nearest the centre that MMR orders
 _MMR_THRESHOLD = 0.5  # llama-index's relevance/diversity balance: half centrality, half novelty
 _REASON_BONUS = 0.15  # a reason clause outweighs a small difference in similarity to the question
 _RESTATE_WEIGHT = 0.3  # similarity to the question read as a statement counts against a "why" sentence
@@ -98,7 +101,8 @@ class FormAnswerer:
         self.index = index
         self.retrieve = retrieve
         self.max_quotes = max_quotes
-        self._vectors: dict[str, np.ndarray] = {}
+        # sentence vectors, least recently used dropped past _MAX_VECTORS (a served app answers for months)
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._credits: dict[tuple[str, int], str] = {}  # attribution lines seen, by (article id, start)
         self._lock = threading.Lock()
 
@@ -130,7 +134,8 @@ class FormAnswerer:
                 if key in seen or is_heading(chunk.text, start - chunk.start, end - chunk.start):
                     continue
                 if is_attribution(chunk.text, start - chunk.start, end - chunk.start):
-                    self._credits[key] = chunk.text[start - chunk.start : end - chunk.start]
+                    with self._lock:  # other requests read it (_said) at the same time
+                        self._credits[key] = chunk.text[start - chunk.start : end - chunk.start]
                     continue
                 seen.add(key)
                 dense = passage.sentence_scores[i] if i < len(passage.sentence_scores) else 0.0
@@ -148,16 +153,20 @@ class FormAnswerer:
         return Answer(query.question, text, quotes, answer_type=query.answer_type, resolved_question=query.resolved)
 
     def _embed(self, texts: list[str]) -> np.ndarray:
-        """Unit vectors of `texts`, cached. Through the query encoder (the ONNX one in a served app, already
-        loaded): its vectors are the document model's (cosine 0.999), and a cold chat then never waits for torch."""
+        """Unit vectors of `texts`, cached (least recently used dropped past _MAX_VECTORS). Through the query
+        encoder (the ONNX one in a served app, already loaded): its vectors are the document model's (cosine
+        0.999), and a cold chat then never waits for torch."""
         with self._lock:
-            missing = [t for t in dict.fromkeys(texts) if t not in self._vectors]
-        if missing:
-            vectors = [self.encoder.encode_query(t) for t in missing]
-            with self._lock:
-                self._vectors.update(zip(missing, vectors, strict=True))
+            known = {t: self._vectors[t] for t in dict.fromkeys(texts) if t in self._vectors}
+        missing = [t for t in dict.fromkeys(texts) if t not in known]
+        known.update((t, self.encoder.encode_query(t)) for t in missing)
         with self._lock:
-            return np.stack([self._vectors[t] for t in texts])
+            for t, vector in known.items():
+                self._vectors[t] = vector
+                self._vectors.move_to_end(t)
+            while len(self._vectors) > _MAX_VECTORS:
+                self._vectors.popitem(last=False)
+        return np.stack([known[t] for t in texts])
 
     # -- what X said -------------------------------------------------------------------------------------
     def _said(self, query: Query, sentences: list, read: Answer) -> Answer | None:
@@ -169,13 +178,15 @@ class FormAnswerer:
                  for s in terms(t.text)}
         asked = root.lemma_.lower()
         found, spoke = [], set()
+        with self._lock:
+            credits = list(self._credits.items())
         for passage, start, end, text, dense in sentences:
             doc = parse(text)
             # "He estimated the losses … and asked …" after a sentence in which Halloran spoke: still Halloran
             goes_on = any(a == passage.chunk.article_id and 0 <= start - e <= 3 for a, e in spoke)
             # a quotation whose attribution line, right under it, names X
             credited = any(a == passage.chunk.article_id and 0 <= b - end <= 3 and any(
-                _name_match(x, t) for x in speaker for t in terms(line)) for (a, b), line in self._credits.items())
+                _name_match(x, t) for x in speaker for t in terms(line)) for (a, b), line in credits)
             if _speaks(doc, speaker) or credited or (goes_on and _speaks(doc, set(), pronoun=True)):
                 spoke.add((passage.chunk.article_id, end))
                 on_topic = any(_name_match(a, t) for a in about for t in terms(text)) if about else True
@@ -274,7 +285,13 @@ class FormAnswerer:
         vectors = self._embed([f[4] for f in found])
         centre = vectors.mean(axis=0)
         centre = centre / (np.linalg.norm(centre) or 1.0)
-        _, order = get_top_k_mmr_embeddings(centre.tolist(), vectors.tolist(), similarity_top_k=len(found),
+        # MMR over the sentences nearest the centre only: llama-index's MMR is pure Python and quadratic, and at
+        # most _MAX_OVERVIEW (plus fill-ins) of its order is used
+        near = np.argsort(-(vectors @ centre), kind="stable")[:_MMR_POOL]
+        found = [found[i] for i in near]
+        vectors = vectors[near]
+        _, order = get_top_k_mmr_embeddings(centre.tolist(), vectors.tolist(),
+                                            similarity_top_k=min(len(found), 4 * _MAX_OVERVIEW),
                                             embedding_ids=list(range(len(found))), mmr_threshold=_MMR_THRESHOLD)
         picked, articles = [], set()
         for i in order:  # different articles first; a second sentence of one only when too few articles

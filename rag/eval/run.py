@@ -414,7 +414,10 @@ def evaluate(assistant: Any, questions: QuestionSet | Sequence[EvalQuestion],
         results=tuple(results),
         overall=metrics.aggregate([r.metrics for r in results]),
         by_type=_by_type(results),
-        settings=_jsonable({**dataclasses.asdict(assistant.settings), "reader": _reader_settings(assistant)}),
+        settings=_jsonable({**dataclasses.asdict(assistant.settings), "reader": _reader_settings(assistant),
+                            # what "auto" meant on this machine (the model installed or not): figures compare
+                            **({"answer_mode_used": assistant.answer_mode()} if hasattr(assistant, "answer_mode")
+                               else {})}),
         manifest=_jsonable(dict(index.manifest)),
         question_file=qset.path,
         question_format=qset.format,
