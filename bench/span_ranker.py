@@ -28,9 +28,10 @@ def main() -> int:
     parser.add_argument("--sentences", type=int, default=200)
     parser.add_argument("--model", type=Path, default=None, help="a model JSON (default: the committed one)")
     args = parser.parse_args()
+    from rag.answer.parse import _nlp as _parser_nlp
     from rag.answer.question import analyse
     from rag.answer.span_model import SpanRanker
-    from rag.answer.spans import _nlp, _parser_nlp
+    from rag.answer.spans import _nlp
     from rag.chunk import split_sentences
     from rag.ingest.files import load_articles
 

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag.answer.kinds import ANSWER_KINDS
-from rag.answer.spans import all_candidates, candidates, parse
+from rag.answer.parse import parse
+from rag.answer.spans import all_candidates, candidates
 from rag.text import terms, words
 from rag.types import Query
 

@@ -78,7 +78,7 @@ def rule_choice(query: Query, sentence: str) -> str:
 def reorder(question: str) -> str:
     """`question` with a phrase that ends it moved to the front ("What did Beyoncé release in 2003?" ->
     "In 2003, what did Beyoncé release?"), by spaCy's parse; "" when no such phrase can move."""
-    from rag.answer.spans import parse
+    from rag.answer.parse import parse
 
     doc = parse(question)
     words = [t for t in doc if not t.is_punct]

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rag.answer.kinds import DATE, DURATION, NUMBER, ORG, PERSON, PLACE
+from rag.answer.parse import parse
 from rag.text import stopwords
 
 _UNITS = (
@@ -299,27 +300,8 @@ def _parse_one(text: str) -> float | None:
 
 
 # -- every candidate with its labels, for the learned span ranker (rag.answer.span_model) -----------------
-_parser_pipeline = None  # the pipeline with its dependency parser, set once by _parser_nlp
-
-
-def _parser_nlp():  # -> spacy Language
-    global _parser_pipeline
-    if _parser_pipeline is None:
-        with _load_lock:
-            if _parser_pipeline is None:
-                from rag.embed.heavy import load_spacy_pipeline
-
-                _parser_pipeline = load_spacy_pipeline(parser=True)
-    return _parser_pipeline
-
-
-@functools.lru_cache(maxsize=2048)
-def parse(sentence: str):  # -> spacy.tokens.Doc
-    """`sentence` through the pipeline with the dependency parser (tagger, parser, entities). Read-only."""
-    with _nlp_lock:
-        return _parser_nlp()(sentence)
-
-
+# (the parse is rag.answer.parse's: one parsing pipeline and one cache of parsed sentences for the conversation
+# reading, the answer forms and the span ranker)
 @dataclass(frozen=True, slots=True)
 class Labelled:
     """A candidate span with where it came from: "figure", "duration", "orgname", "chunk", "ent:<spaCy label>"."""

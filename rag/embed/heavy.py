@@ -41,11 +41,9 @@ def import_spacy_model() -> ModuleType:
 SPACY_EXCLUDE = ("parser", "lemmatizer", "senter")
 
 
-def load_spacy_pipeline(parser: bool = False):  # -> spacy.language.Language
-    """The small English pipeline: tok2vec, tagger, attribute_ruler, ner (and the dependency parser when
-    `parser`: the span ranker reads what governs a span; ~1 ms more a sentence)."""
-    exclude = [name for name in SPACY_EXCLUDE if not (parser and name == "parser")]
-    return import_spacy_model().load(exclude=[*exclude, "tokenizer"])
+def load_spacy_pipeline():  # -> spacy.language.Language
+    """The small English pipeline: tok2vec, tagger, attribute_ruler, ner."""
+    return import_spacy_model().load(exclude=[*SPACY_EXCLUDE, "tokenizer"])
 
 
 def import_sentence_transformer() -> type:
